@@ -1,0 +1,88 @@
+"""Roles are Django groups; this is the one access helper views and consumers use."""
+
+import logging
+
+from django.core.exceptions import PermissionDenied
+from django.utils.translation import gettext_lazy as _
+
+logger = logging.getLogger("controlroom.access")
+
+OPS = "ops"
+FLOOR_CONTROL = "floor_control"
+TECH_SUPPORT = "tech_support"
+MANAGER = "manager"
+
+ROLE_LABELS = {
+    OPS: _("后台运营"),
+    FLOOR_CONTROL: _("场控/助理"),
+    TECH_SUPPORT: _("技术支持"),
+    MANAGER: _("管理"),
+}
+ALL_ROLES = tuple(ROLE_LABELS)
+ON_DUTY = ALL_ROLES  # anyone on duty may open an incident, see the wall
+
+
+def roles_of(user):
+    """The set of role names a user holds (cached on the user object)."""
+    if not getattr(user, "is_authenticated", False) or not user.is_active:
+        return frozenset()
+    cached = getattr(user, "_controlroom_roles", None)
+    if cached is None:
+        if user.is_superuser:
+            cached = frozenset(ALL_ROLES)
+        else:
+            cached = frozenset(user.groups.filter(name__in=ALL_ROLES).values_list("name", flat=True))
+        user._controlroom_roles = cached
+    return cached
+
+
+def has_role(user, *roles):
+    return bool(roles_of(user) & set(roles))
+
+
+def allows(user, *roles, what=""):
+    """require_role for places that cannot raise (websocket handshakes close with 4403): logs denials."""
+    try:
+        require_role(user, *roles, what=what)
+    except PermissionDenied:
+        return False
+    return True
+
+
+def require_role(user, *roles, what=""):
+    """Raise PermissionDenied (logged) unless the user holds one of `roles`."""
+    if has_role(user, *roles):
+        return
+    logger.warning(
+        "denied: user=%s roles=%s needs=%s action=%s",
+        getattr(user, "username", None) or "anonymous",
+        sorted(roles_of(user)),
+        list(roles),
+        what,
+    )
+    raise PermissionDenied(f"requires role {' or '.join(roles)}")
+
+
+# Role -> permissions ("app_label.codename"). Apps add theirs here; `sync_role_groups` runs after
+# every migrate (and after test flushes), so groups always match this table.
+ROLE_PERMISSIONS = {
+    OPS: {"streams.switch_program", "streams.post_announcement", "streams.declare_incident", "streams.view_liveroom"},
+    FLOOR_CONTROL: {"streams.post_announcement", "streams.declare_incident", "streams.view_liveroom"},
+    TECH_SUPPORT: {"streams.switch_program", "streams.control_lines", "streams.declare_incident",
+                   "streams.view_liveroom"},
+    MANAGER: {"streams.view_audit", "streams.declare_incident", "streams.view_liveroom",
+              "streams.view_controlaction"},
+}
+
+
+def sync_role_groups(**kwargs):
+    """Create the role groups and grant the permissions in ROLE_PERMISSIONS (idempotent)."""
+    from django.contrib.auth.models import Group, Permission
+
+    for role, perms in ROLE_PERMISSIONS.items():
+        group, _ = Group.objects.get_or_create(name=role)
+        wanted = []
+        for perm in perms:
+            app_label, codename = perm.split(".", 1)
+            wanted += Permission.objects.filter(content_type__app_label=app_label, codename=codename)
+        group.permissions.add(*wanted)

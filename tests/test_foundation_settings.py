@@ -1,0 +1,81 @@
+"""Settings are validated at start: a bad value is a clear ImproperlyConfigured."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def boot(**env):
+    """Import the settings in a fresh interpreter with `env`; return (exit code, output)."""
+    clean = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "DEBUG", "SECRET_KEY")}
+    clean.update(env)
+    proc = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup(); print('BOOTED')"],
+        cwd=ROOT, env={**clean, "DJANGO_SETTINGS_MODULE": "controlroom.settings"},
+        capture_output=True, text=True, timeout=60,
+    )
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize(
+    "env, message",
+    [
+        ({"DATABASE_URL": "mysql://root@127.0.0.1/db"}, "DATABASE_URL scheme 'mysql' is not supported"),
+        ({"DATABASE_URL": "postgres://postgres@127.0.0.1:5432/"}, "DATABASE_URL must name a database"),
+        ({"REDIS_URL": "http://127.0.0.1:6379"}, "REDIS_URL must start with redis://"),
+        ({"DEBUG": "maybe"}, "DEBUG='maybe' is not a boolean"),
+        ({"DEBUG": "0"}, "SECRET_KEY must be set when DEBUG=0"),
+        ({"DEBUG": "0", "SECRET_KEY": "short"}, "SECRET_KEY must be at least 50 characters"),
+        ({"MEDIA_WORKER_LEASE_SECONDS": "ten"}, "MEDIA_WORKER_LEASE_SECONDS='ten' is not an integer"),
+        ({"MEDIA_WORKER_LEASE_SECONDS": "1"}, "MEDIA_WORKER_LEASE_SECONDS=1 is out of range"),
+    ],
+)
+def test_bad_setting_is_a_clear_improperly_configured(env, message):
+    code, output = boot(**env)
+    assert code != 0
+    assert "ImproperlyConfigured" in output
+    assert message in output
+
+
+def test_embedded_default_boots_on_sqlite_and_in_memory_layer():
+    code, output = boot()
+    assert code == 0, output
+    probe = (
+        "import django; django.setup(); from django.conf import settings as s;"
+        "print(s.DATABASES['default']['ENGINE'], s.CHANNEL_LAYERS['default']['BACKEND'], s.EMBEDDED)"
+    )
+    clean = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    proc = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=60)
+    assert proc.stdout.split() == ["django.db.backends.sqlite3", "channels.layers.InMemoryChannelLayer", "True"]
+
+
+def test_production_settings_pass_check_deploy_without_warnings():
+    env = {k: v for k, v in os.environ.items()}
+    env.update(DEBUG="0", SECRET_KEY="k" * 30 + "-production-secret-key-for-the-check", ALLOWED_HOSTS="ops.example.com")
+    proc = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "no issues" in proc.stdout + proc.stderr
+
+
+def test_redis_channel_layer_has_no_read_timeout_and_a_large_pool(settings):
+    if settings.EMBEDDED:
+        pytest.skip("runs with REDIS_URL set")
+    host = settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"][0]
+    assert host["socket_timeout"] is None
+    assert host["max_connections"] >= 1000
+
+
+def test_beat_schedule_names_registered_celery_tasks(settings):
+    from controlroom.celery import app
+
+    app.loader.import_default_modules()
+    for name, entry in settings.CELERY_BEAT_SCHEDULE.items():
+        assert entry["task"] in app.tasks, name
