@@ -1,0 +1,325 @@
+"""The engine's Django side: settings from LiveRoom, audit rows, alerts, health publishing, leases.
+
+Database work runs on one dedicated thread (ordered, one connection per process) so the media loop
+never blocks on the database.
+"""
+
+import asyncio
+import logging
+import math
+import os
+import statistics
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
+
+from django.conf import settings
+from django.db import IntegrityError, close_old_connections, transaction
+from django.utils import timezone, translation
+
+from .. import snapshots
+from .engine import CommandError, Hooks, OutputConfig, RoomSettings
+
+logger = logging.getLogger(__name__)
+
+HEALTH_SAMPLE_EVERY_S = 10
+_db_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="media-db")
+
+
+def _setting(name, default):
+    """settings.NAME, else the environment variable NAME, else the default (640x360@30 program)."""
+    value = getattr(settings, name, None)
+    if value is None:
+        raw = os.environ.get(name, "").strip()
+        value = int(raw) if raw else default
+    return int(value)
+
+
+def output_config_from_settings():
+    return OutputConfig(
+        width=_setting("MEDIA_OUTPUT_WIDTH", 640),
+        height=_setting("MEDIA_OUTPUT_HEIGHT", 360),
+        fps=_setting("MEDIA_OUTPUT_FPS", 30),
+        video_bitrate=_setting("MEDIA_OUTPUT_BITRATE", 900_000),
+        fanout=os.environ.get("MEDIA_FANOUT", "packets"),  # "stock" only for bench/media_bench.py
+        max_viewers=_setting("MEDIA_MAX_VIEWERS_PER_ROOM", 75),
+        thumbnail_every_s=snapshots.EVERY_S, thumbnail_width=snapshots.WIDTH, thumbnail_height=snapshots.HEIGHT,
+    )
+
+
+async def run_db(fn, *args, **kwargs):
+    def job():
+        close_old_connections()
+        return fn(*args, **kwargs)
+
+    return await asyncio.get_running_loop().run_in_executor(_db_executor, job)
+
+
+async def close_db():
+    """Close the media DB thread's connection (tests, shutdown)."""
+    from django.db import connections
+
+    await asyncio.get_running_loop().run_in_executor(_db_executor, connections.close_all)
+
+
+# --- sync database work ---------------------------------------------------------------------
+
+def load_room_settings(slug):
+    from streams.models import LiveRoom
+
+    try:
+        room = LiveRoom.objects.select_related("slate").get(slug=slug)
+    except LiveRoom.DoesNotExist:
+        raise CommandError(f"no room {slug!r}") from None
+    slate = room.slate
+    slate_path = ""
+    if slate is not None and slate.file:
+        try:
+            slate_path = slate.file.path
+        except Exception:
+            slate_path = ""
+    return RoomSettings(
+        program_source=room.program_source,
+        source_before_slate=room.source_before_slate,
+        auto_failover=room.auto_failover,
+        input_loss_ms=room.input_loss_ms,
+        frozen_ms=room.frozen_ms,
+        black_ms=room.black_ms,
+        black_luma_threshold=room.black_luma_threshold,
+        silence_ms=room.silence_ms,
+        silence_dbfs=room.silence_dbfs,
+        revert_mode=room.revert_mode,
+        revert_after_s=room.revert_after_s,
+        max_auto_switches=room.max_auto_switches,
+        auto_switch_window_s=room.auto_switch_window_s,
+        slate_path=slate_path,
+        slate_kind=slate.kind if slate is not None else "image",
+        slate_has_audio=bool(slate and slate.has_audio),
+    )
+
+
+def set_line_state(slug, role, state):
+    from streams.models import IngestLine
+
+    IngestLine.objects.filter(room__slug=slug, role=role).exclude(state=state).update(
+        state=state, state_changed_at=timezone.now())
+
+
+def record_publisher_event(slug, role, action, detail):
+    from streams.models import IngestLine, LiveRoom
+    from streams.services import record_action
+
+    room = LiveRoom.objects.get(slug=slug)
+    record_action(actor=None, actor_label="mediaworker", action=action, room=room, target=role,
+                  reason=str(detail.get("reason", ""))[:200], detail=detail)
+    state = IngestLine.State.IDLE if action == "publisher_left" else IngestLine.State.CONNECTING
+    set_line_state(slug, role, state)
+
+
+def first_frame_iso(ack):
+    at = ack.get("first_frame_at")
+    return datetime.fromtimestamp(at, dt_timezone.utc).isoformat() if at else None
+
+
+def stored_message(kind, detail):
+    """The alert's message as stored (admin, exports): in the site language; pages render Alert.text."""
+    from streams.models import Alert
+
+    with translation.override(settings.LANGUAGE_CODE):
+        return str(Alert.describe(kind, detail))
+
+
+def record_auto_switch(slug, ack, trigger):
+    from streams.models import Alert, LiveRoom
+    from streams.services import raise_alert, record_action
+
+    with transaction.atomic():
+        room = LiveRoom.objects.select_for_update().get(slug=slug)
+        previous, target = ack["from"], ack["to"]
+        if target == "slate" and room.program_source != "slate":
+            room.source_before_slate = room.program_source if room.program_source != "slate" else previous
+        room.program_source = target
+        room.save(update_fields=["program_source", "source_before_slate"])
+        detail = {**ack, "first_frame_at": first_frame_iso(ack), "trigger": trigger}
+        action = record_action(actor=None, actor_label="auto", action="switch_source", room=room, target=target,
+                               reason=f"auto:{trigger}", latency_ms=ack.get("latency_ms"), detail=detail)
+        severity = Alert.Severity.INFO if trigger in ("revert", "recovered") else Alert.Severity.CRITICAL
+        line_role = previous if previous in ("primary", "backup") else ""
+        alert_detail = {"from": previous, "to": target, "trigger": trigger, "action_id": action.pk}
+        raise_alert(room=room, kind=Alert.Kind.AUTO_FAILOVER, severity=severity, line_role=line_role,
+                    message=stored_message(Alert.Kind.AUTO_FAILOVER, alert_detail), detail=alert_detail)
+    return action.pk
+
+
+def record_failover_hold(slug, trigger, detail):
+    from streams.models import Alert, LiveRoom
+    from streams.services import raise_alert, record_action
+
+    with transaction.atomic():
+        room = LiveRoom.objects.get(slug=slug)
+        record_action(actor=None, actor_label="auto", action="failover_hold", room=room,
+                      target=detail.get("wanted", ""), reason=f"auto:{trigger}", outcome="refused", detail=detail)
+        alert_detail = {**detail, "trigger": trigger}
+        raise_alert(room=room, kind=Alert.Kind.FAILOVER_HOLD, severity=Alert.Severity.CRITICAL,
+                    line_role=detail.get("source", ""),
+                    message=stored_message(Alert.Kind.FAILOVER_HOLD, alert_detail), detail=alert_detail)
+
+
+def write_health_samples(slug, rows):
+    from streams.models import HealthSample, LiveRoom
+
+    room_id = LiveRoom.objects.filter(slug=slug).values_list("pk", flat=True).first()
+    if room_id is None:
+        return
+    HealthSample.objects.bulk_create([HealthSample(room_id=room_id, **row) for row in rows])
+
+
+def downsample(slug, window):
+    """One HealthSample per line (and program) from ~10 one-second health snapshots."""
+    at = timezone.now()
+    rows = []
+
+    def mean(values):
+        values = [v for v in values if v is not None]
+        return round(statistics.fmean(values), 2) if values else None
+
+    for role in ("primary", "backup"):
+        lines = [h["lines"][role] for h in window]
+        rows.append({
+            "line_role": role, "at": at,
+            "connected": any(line["connected"] for line in lines),
+            "bitrate_kbps": mean(line["bitrate_kbps"] for line in lines),
+            "fps": mean(line["fps"] for line in lines),
+            "loss_pct": mean(line["loss_pct"] for line in lines),
+            "jitter_ms": mean(line["jitter_ms"] for line in lines),
+            "frozen": any(line["frozen"] for line in lines),
+            "black": any(line["black"] for line in lines),
+            "silent": any(line["silent"] for line in lines),
+            "audio_dbfs": mean(line["audio_dbfs"] for line in lines),
+            "detail": {
+                "seconds": len(lines),
+                "states": sorted({line["state"] for line in lines}),
+                "max_last_frame_age_ms": max((line["last_frame_age_ms"] or 0) for line in lines),
+                "width": lines[-1]["width"], "height": lines[-1]["height"],
+                "luma": mean(line["luma"] for line in lines),
+            },
+        })
+    programs = [h["program"] for h in window]
+    rows.append({
+        "line_role": "program", "at": at, "connected": True,
+        "bitrate_kbps": mean(p["bitrate_kbps"] for p in programs),
+        "fps": mean(p["encode_fps"] for p in programs),
+        "detail": {"sources": sorted({p["source"] for p in programs}),
+                   "viewers_max": max(p["viewers"] for p in programs)},
+    })
+    write_health_samples(slug, rows)
+
+
+class DjangoHooks(Hooks):
+    """Engine events → audit rows, alerts, IngestLine.state, wall health, HealthSample rows."""
+
+    def __init__(self):
+        self.windows = {}
+        self.line_states = {}
+
+    async def load_settings(self, room):
+        return await run_db(load_room_settings, room)
+
+    async def publisher_event(self, room, role, action, detail):
+        self.line_states.pop((room, role), None)  # the next health tick writes the real state
+        try:
+            await run_db(record_publisher_event, room, role, action, detail)
+        except Exception:
+            logger.exception("%s/%s: recording %s failed", room, role, action)
+
+    async def auto_switch(self, room, ack, trigger):
+        try:
+            await run_db(record_auto_switch, room, ack, trigger)
+        except Exception:
+            logger.exception("%s: recording auto switch failed", room)
+
+    async def failover_hold(self, room, trigger, detail):
+        try:
+            await run_db(record_failover_hold, room, trigger, detail)
+        except Exception:
+            logger.exception("%s: recording failover hold failed", room)
+
+    async def health(self, room, health, sample):
+        from streams.events import publish_health
+
+        message = dict(health)
+        message["at"] = datetime.fromtimestamp(health["at"], dt_timezone.utc).isoformat()
+        try:
+            await publish_health(room, message)
+        except Exception:
+            logger.exception("%s: publishing health failed", room)
+        for role, line in health["lines"].items():
+            state = "connected" if line["connected"] else "idle"
+            if self.line_states.get((room, role)) != state:
+                self.line_states[(room, role)] = state
+                try:
+                    await run_db(set_line_state, room, role, state)
+                except Exception:
+                    logger.exception("%s/%s: updating line state failed", room, role)
+        window = self.windows.setdefault(room, [])
+        window.append(message)
+        if len(window) >= getattr(settings, "MEDIA_HEALTH_SAMPLE_S", HEALTH_SAMPLE_EVERY_S):
+            self.windows[room] = []
+            try:
+                await run_db(downsample, room, window)
+            except Exception:
+                logger.exception("%s: writing health samples failed", room)
+
+    async def snapshot(self, room, jpeg):
+        try:
+            await asyncio.to_thread(snapshots.store, room, jpeg)
+        except Exception:
+            logger.exception("%s: storing the program thumbnail failed", room)
+
+
+# --- leases (process mode) --------------------------------------------------------------------
+
+def claim_rooms(worker_id, lease_seconds, live_workers, max_rooms=None):
+    """Renew this worker's leases and claim free/expired rooms up to a fair share; return owned slugs."""
+    from streams.models import LiveRoom, MediaWorkerLease
+
+    now = timezone.now()
+    expires = now + timedelta(seconds=lease_seconds)
+    MediaWorkerLease.objects.filter(worker_id=worker_id, expires_at__gt=now).update(expires_at=expires)
+    owned = set(MediaWorkerLease.objects.filter(worker_id=worker_id, expires_at__gt=now)
+                .values_list("room__slug", flat=True))
+    rooms = list(LiveRoom.objects.exclude(status=LiveRoom.Status.ENDED).values_list("pk", "slug"))
+    share = math.ceil(len(rooms) / max(1, live_workers))
+    if max_rooms is not None:
+        share = min(share, max_rooms)
+    for room_id, slug in rooms:
+        if len(owned) >= share:
+            break
+        if slug in owned:
+            continue
+        # a conditional update takes over an expired lease without a race
+        taken = MediaWorkerLease.objects.filter(room_id=room_id, expires_at__lte=now).update(
+            worker_id=worker_id, expires_at=expires)
+        if not taken:
+            try:
+                with transaction.atomic():
+                    MediaWorkerLease.objects.create(room_id=room_id, worker_id=worker_id, expires_at=expires)
+                taken = 1
+            except IntegrityError:
+                taken = 0
+        if taken:
+            owned.add(slug)
+    return owned
+
+
+def release_rooms(worker_id):
+    from streams.models import MediaWorkerLease
+
+    MediaWorkerLease.objects.filter(worker_id=worker_id).delete()
+
+
+def lease_owner(slug):
+    from streams.models import MediaWorkerLease
+
+    return (MediaWorkerLease.objects.filter(room__slug=slug, expires_at__gt=timezone.now())
+            .values_list("worker_id", flat=True).first())

@@ -1,0 +1,473 @@
+import hashlib
+import hmac
+import secrets
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+
+class SlateAsset(models.Model):
+    """A holding slate: a still image or a short looped video (e.g. a product intro)."""
+
+    class Kind(models.TextChoices):
+        IMAGE = "image", _("图片")
+        VIDEO = "video", _("短视频")
+
+    name = models.CharField(_("名称"), max_length=100)
+    kind = models.CharField(_("类型"), max_length=10, choices=Kind.choices, default=Kind.IMAGE)
+    file = models.FileField(_("文件"), upload_to="slates/")
+    has_audio = models.BooleanField(_("带音频"), default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("垫片")
+        verbose_name_plural = _("垫片")
+
+    def __str__(self):
+        return self.name
+
+
+class LiveRoom(models.Model):
+    class Status(models.TextChoices):
+        SCHEDULED = "scheduled", _("未开播")
+        LIVE = "live", _("直播中")
+        ENDED = "ended", _("已结束")
+
+    class Source(models.TextChoices):
+        PRIMARY = "primary", _("主线路")
+        BACKUP = "backup", _("备用线路")
+        SLATE = "slate", _("垫片")
+
+    class RevertMode(models.TextChoices):
+        PRIMARY_PREFERRED = "primary_preferred", _("主线路优先(恢复后切回)")
+        STICKY = "sticky", _("保持(不自动切回)")
+
+    name = models.CharField(_("直播间"), max_length=100)
+    slug = models.SlugField(_("标识"), max_length=50, unique=True)
+    merchant = models.CharField(_("商家"), max_length=100)
+    host_name = models.CharField(_("主播"), max_length=100, blank=True)
+    status = models.CharField(_("状态"), max_length=10, choices=Status.choices, default=Status.SCHEDULED)
+    program_source = models.CharField(_("节目源"), max_length=10, choices=Source.choices, default=Source.PRIMARY)
+    # The line that was on air before the slate, so "end slate" knows where to go back.
+    source_before_slate = models.CharField(max_length=10, choices=Source.choices, default=Source.PRIMARY)
+    slate = models.ForeignKey(SlateAsset, verbose_name=_("垫片"), null=True, blank=True, on_delete=models.SET_NULL)
+
+    # Automatic failover, modelled on broadcast encoders' hot-standby settings.
+    auto_failover = models.BooleanField(_("自动切换"), default=True)
+    input_loss_ms = models.PositiveIntegerField(
+        _("断流判定(毫秒)"), default=300, validators=[MinValueValidator(100), MaxValueValidator(5000)]
+    )
+    frozen_ms = models.PositiveIntegerField(
+        _("画面冻结判定(毫秒)"), default=2000, validators=[MinValueValidator(200), MaxValueValidator(30000)]
+    )
+    black_ms = models.PositiveIntegerField(
+        _("黑屏判定(毫秒)"), default=1000, validators=[MinValueValidator(200), MaxValueValidator(30000)]
+    )
+    black_luma_threshold = models.PositiveSmallIntegerField(
+        _("黑屏亮度阈值"), default=24, validators=[MaxValueValidator(255)]
+    )
+    silence_ms = models.PositiveIntegerField(
+        _("静音判定(毫秒)"), default=1000, validators=[MinValueValidator(200), MaxValueValidator(30000)]
+    )
+    silence_dbfs = models.SmallIntegerField(
+        _("静音阈值(dBFS)"), default=-50, validators=[MinValueValidator(-90), MaxValueValidator(0)]
+    )
+    revert_mode = models.CharField(
+        _("恢复策略"), max_length=20, choices=RevertMode.choices, default=RevertMode.PRIMARY_PREFERRED
+    )
+    revert_after_s = models.PositiveIntegerField(
+        _("恢复后切回(秒)"), default=10, validators=[MinValueValidator(1), MaxValueValidator(3600)]
+    )
+    max_auto_switches = models.PositiveSmallIntegerField(_("防抖:窗口内最多自动切换次数"), default=2)
+    auto_switch_window_s = models.PositiveIntegerField(_("防抖窗口(秒)"), default=60)
+
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("直播间")
+        verbose_name_plural = _("直播间")
+        permissions = [
+            ("switch_program", "Switch program source / slate"),
+            ("control_lines", "Request keyframes, restart ingest lines"),
+            ("post_announcement", "Pin announcements, send host cues, post chat replies"),
+            ("declare_incident", "Open an incident for a room"),
+            ("view_audit", "Read the audit log of control actions"),
+        ]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def group_name(self):
+        """Channel-layer group for operator traffic about this room."""
+        return f"room-{self.slug}"
+
+
+def hash_token(raw):
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+class IngestLine(models.Model):
+    class Role(models.TextChoices):
+        PRIMARY = "primary", _("主线路")
+        BACKUP = "backup", _("备用线路")
+
+    class State(models.TextChoices):
+        IDLE = "idle", _("未连接")
+        CONNECTING = "connecting", _("连接中")
+        CONNECTED = "connected", _("已连接")
+        FAILED = "failed", _("失败")
+
+    room = models.ForeignKey(LiveRoom, related_name="lines", on_delete=models.CASCADE)
+    role = models.CharField(_("线路"), max_length=10, choices=Role.choices)
+    # Publish tokens are stored hashed; the raw token is shown once when (re)generated.
+    token_hash = models.CharField(max_length=64, editable=False)
+    token_hint = models.CharField(max_length=8, editable=False, blank=True)
+    state = models.CharField(_("连接状态"), max_length=12, choices=State.choices, default=State.IDLE)
+    state_changed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["room", "role"], name="one_line_per_role")]
+        ordering = ["room", "role"]
+        verbose_name = _("推流线路")
+        verbose_name_plural = _("推流线路")
+
+    def __str__(self):
+        return f"{self.room.slug}/{self.role}"
+
+    def set_token(self, raw=None):
+        """Store a new publish token (hashed); return the raw token to show once."""
+        raw = raw or secrets.token_urlsafe(24)
+        self.token_hash = hash_token(raw)
+        self.token_hint = raw[-4:]
+        return raw
+
+    def check_token(self, raw):
+        return bool(raw) and bool(self.token_hash) and hmac.compare_digest(self.token_hash, hash_token(raw))
+
+
+class AppendOnlyModel(models.Model):
+    """Rows are written once: history is never edited in place (they double as an outbox)."""
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise ValidationError(f"{type(self).__name__} rows are append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValidationError(f"{type(self).__name__} rows are append-only.")
+
+
+class ControlAction(AppendOnlyModel):
+    """Append-only audit of every action: by a person, the media worker, or a rule."""
+
+    class Outcome(models.TextChoices):
+        OK = "ok", _("成功")
+        FAILED = "failed", _("失败")
+        REFUSED = "refused", _("拒绝")
+
+    created_at = models.DateTimeField(_("时间"), default=timezone.now, db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("操作人"), null=True, blank=True, on_delete=models.PROTECT
+    )
+    # Who did it when no user did: "auto" (failover rule), "mediaworker", "system".
+    actor_label = models.CharField(max_length=64, blank=True)
+    room = models.ForeignKey(LiveRoom, verbose_name=_("直播间"), null=True, blank=True, on_delete=models.PROTECT)
+    action = models.CharField(_("动作"), max_length=64, db_index=True)
+    target = models.CharField(_("对象"), max_length=64, blank=True)
+    reason = models.CharField(_("原因"), max_length=200, blank=True)
+    outcome = models.CharField(_("结果"), max_length=10, choices=Outcome.choices, default=Outcome.OK)
+    latency_ms = models.FloatField(_("耗时(毫秒)"), null=True, blank=True)
+    detail = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["room", "-created_at"])]
+        verbose_name = _("操作记录")
+        verbose_name_plural = _("操作记录")
+
+    def __str__(self):
+        who = self.actor.get_username() if self.actor_id else self.actor_label
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {who} {self.action} {self.target}"
+
+
+# What made the media worker switch automatically (engine triggers), as operators read them.
+FAILOVER_TRIGGER_LABELS = {"input_loss": _("无输入"), "frozen": _("画面冻结"), "black": _("黑屏"), "silence": _("静音"),
+                           "revert": _("回切主线路"), "recovered": _("线路恢复")}
+
+
+class Alert(models.Model):
+    """Something an operator should look at: a line degraded or down, a failover, a hold."""
+
+    class Kind(models.TextChoices):
+        LINE_DEGRADED = "line_degraded", _("线路劣化")
+        LINE_DOWN = "line_down", _("线路中断")
+        LINE_RECOVERED = "line_recovered", _("线路恢复")
+        AUTO_FAILOVER = "auto_failover", _("自动切换")
+        FAILOVER_HOLD = "failover_hold", _("自动切换已暂停(防抖)")
+        OTHER = "other", _("其他")
+
+    class Severity(models.TextChoices):
+        INFO = "info", _("提示")
+        WARNING = "warning", _("警告")
+        CRITICAL = "critical", _("严重")
+
+    class AckAs(models.TextChoices):
+        SEEN = "seen", _("已知悉")
+        INCIDENT = "incident", _("转为事故")
+
+    room = models.ForeignKey(LiveRoom, related_name="alerts", on_delete=models.CASCADE)
+    line_role = models.CharField(max_length=10, blank=True)
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    severity = models.CharField(max_length=10, choices=Severity.choices, default=Severity.WARNING)
+    message = models.CharField(max_length=300)
+    detail = models.JSONField(default=dict, blank=True)
+    raised_at = models.DateTimeField(default=timezone.now, db_index=True)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    acknowledged_as = models.CharField(max_length=10, choices=AckAs.choices, blank=True)
+
+    class Meta:
+        ordering = ["-raised_at", "-id"]
+        verbose_name = _("告警")
+        verbose_name_plural = _("告警")
+
+    def __str__(self):
+        return f"{self.room.slug} {self.kind} {self.message}"
+
+    @classmethod
+    def describe(cls, kind, detail):
+        """The message of an automatic alert, from its kind and detail, in the active language."""
+        d = detail or {}
+        sources = dict(LiveRoom.Source.choices)
+        trigger = FAILOVER_TRIGGER_LABELS.get(d.get("trigger"), d.get("trigger") or "")
+        if kind == cls.Kind.AUTO_FAILOVER and "to" in d:
+            return _("自动切换 %(from)s → %(to)s(%(trigger)s)") % {
+                "from": sources.get(d.get("from"), d.get("from")), "to": sources.get(d["to"], d["to"]),
+                "trigger": trigger}
+        if kind == cls.Kind.FAILOVER_HOLD and "window_s" in d:
+            return _("自动切换已暂停:%(window)s 秒内已切换 %(n)s 次,请人工处理(%(trigger)s)") % {
+                "window": d["window_s"], "n": d.get("switches_in_window"), "trigger": trigger}
+        return None
+
+    @property
+    def text(self):
+        """What the reader sees: automatic alerts in the reader's language, others as written."""
+        return self.describe(self.kind, self.detail) or self.message
+
+
+class HealthSample(models.Model):
+    """Line/output health downsampled to one row per 10 s, for history and analysis."""
+
+    room = models.ForeignKey(LiveRoom, related_name="health_samples", on_delete=models.CASCADE)
+    line_role = models.CharField(max_length=10)  # primary / backup / program
+    at = models.DateTimeField(db_index=True)
+    connected = models.BooleanField(default=False)
+    bitrate_kbps = models.FloatField(null=True)
+    fps = models.FloatField(null=True)
+    loss_pct = models.FloatField(null=True)
+    jitter_ms = models.FloatField(null=True)
+    frozen = models.BooleanField(default=False)
+    black = models.BooleanField(default=False)
+    silent = models.BooleanField(default=False)
+    audio_dbfs = models.FloatField(null=True)
+    detail = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["room", "line_role", "-at"])]
+        verbose_name = _("健康采样")
+        verbose_name_plural = _("健康采样")
+
+
+class LiveSession(models.Model):
+    """One on-air interval of a room, from its status changes (live hours for failure rates)."""
+
+    room = models.ForeignKey(LiveRoom, related_name="live_sessions", on_delete=models.CASCADE)
+    started_at = models.DateTimeField(db_index=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+        verbose_name = _("开播记录")
+        verbose_name_plural = _("开播记录")
+
+
+class Viewer(models.Model):
+    """A person watching: a logged-in account or an anonymous device id cookie."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE)
+    device_id = models.CharField(max_length=64, unique=True, null=True, blank=True)
+    nickname = models.CharField(max_length=50, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("观众")
+        verbose_name_plural = _("观众")
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(user__isnull=False) | models.Q(device_id__isnull=False),
+                name="viewer_has_identity",
+            )
+        ]
+
+    def __str__(self):
+        return self.nickname or (f"user:{self.user_id}" if self.user_id else f"device:{self.device_id[:8]}")
+
+
+class ViewerSession(models.Model):
+    """A viewer's presence interval in a room: joined_at .. left_at (or last_seen_at if open)."""
+
+    room = models.ForeignKey(LiveRoom, related_name="viewer_sessions", on_delete=models.CASCADE)
+    viewer = models.ForeignKey(Viewer, related_name="sessions", on_delete=models.CASCADE)
+    joined_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField()
+    left_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["room", "joined_at"]),
+            models.Index(fields=["room", "last_seen_at"]),
+        ]
+        verbose_name = _("观看记录")
+        verbose_name_plural = _("观看记录")
+
+
+class MediaWorkerLease(models.Model):
+    """Which media worker process serves a room; expires unless renewed."""
+
+    room = models.OneToOneField(LiveRoom, related_name="media_lease", on_delete=models.CASCADE)
+    worker_id = models.CharField(max_length=64, db_index=True)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = _("媒体工作进程租约")
+        verbose_name_plural = _("媒体工作进程租约")
+
+
+# --- Control-room wall, viewer page, announcements, host cues (wall issue) ------------------
+
+
+class AnnouncementTemplate(models.Model):
+    """Reusable apology / follow-up text; `{eta}` is replaced by the minutes until recovery."""
+
+    class Kind(models.TextChoices):
+        APOLOGY = "apology", _("致歉")
+        RESOLVED = "resolved", _("恢复通知")
+        INFO = "info", _("通知")
+
+    name = models.CharField(_("名称"), max_length=60)
+    kind = models.CharField(_("类型"), max_length=10, choices=Kind.choices, default=Kind.APOLOGY)
+    text = models.CharField(_("内容"), max_length=300, help_text=_("可用变量:{eta} 预计恢复分钟数"))
+    default_eta_minutes = models.PositiveSmallIntegerField(_("默认预计分钟"), default=5)
+    is_active = models.BooleanField(_("启用"), default=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["kind", "name"]
+        verbose_name = _("公告模板")
+        verbose_name_plural = _("公告模板")
+
+    def __str__(self):
+        return self.name
+
+    def render(self, eta_minutes=None):
+        eta = eta_minutes if eta_minutes is not None else self.default_eta_minutes
+        return self.text.replace("{eta}", str(eta))
+
+
+class Announcement(models.Model):
+    """A banner pinned on a room's viewer page; at most one pinned per room at a time."""
+
+    room = models.ForeignKey(LiveRoom, related_name="announcements", on_delete=models.CASCADE)
+    text = models.CharField(_("内容"), max_length=300)
+    kind = models.CharField(max_length=10, choices=AnnouncementTemplate.Kind.choices,
+                            default=AnnouncementTemplate.Kind.INFO)
+    template = models.ForeignKey(AnnouncementTemplate, null=True, blank=True, on_delete=models.SET_NULL)
+    eta_minutes = models.PositiveSmallIntegerField(null=True, blank=True)
+    pinned_at = models.DateTimeField(default=timezone.now)
+    pinned_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+")
+    unpinned_at = models.DateTimeField(null=True, blank=True)
+    unpinned_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                    related_name="+")
+
+    class Meta:
+        ordering = ["-pinned_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["room"], condition=models.Q(unpinned_at__isnull=True),
+                                    name="one_pinned_announcement_per_room")
+        ]
+        verbose_name = _("置顶公告")
+        verbose_name_plural = _("置顶公告")
+
+    def __str__(self):
+        return self.text
+
+
+class CannedReply(models.Model):
+    """FAQ snippet / calming reply floor control posts into chat as the room's assistant."""
+
+    title = models.CharField(_("标题"), max_length=40)
+    text = models.CharField(_("内容"), max_length=300)
+    is_active = models.BooleanField(_("启用"), default=True)
+    position = models.PositiveSmallIntegerField(_("排序"), default=0)
+
+    class Meta:
+        ordering = ["position", "id"]
+        verbose_name = _("快捷回复")
+        verbose_name_plural = _("快捷回复")
+
+    def __str__(self):
+        return self.title
+
+
+class ChatMessage(AppendOnlyModel):
+    room = models.ForeignKey(LiveRoom, related_name="chat_messages", on_delete=models.CASCADE)
+    viewer = models.ForeignKey(Viewer, null=True, blank=True, on_delete=models.SET_NULL)
+    author_name = models.CharField(max_length=50)
+    is_assistant = models.BooleanField(default=False)
+    posted_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                  related_name="+")
+    text = models.CharField(max_length=300)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["room", "-created_at"])]
+
+
+class HostCue(models.Model):
+    """A silent cue shown on the host's teleprompter screen; the host taps to acknowledge."""
+
+    room = models.ForeignKey(LiveRoom, related_name="host_cues", on_delete=models.CASCADE)
+    text = models.CharField(_("提词"), max_length=200)
+    sent_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+")
+    sent_at = models.DateTimeField(default=timezone.now)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-sent_at", "-id"]
+        verbose_name = _("主播提词")
+        verbose_name_plural = _("主播提词")
+
+
+class ActionNonce(AppendOnlyModel):
+    """Client nonces of executed actions: a replayed message is refused, never run twice."""
+
+    nonce = models.CharField(max_length=64, unique=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+
+class OperatorPreference(models.Model):
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="wall_preference")
+    alerts_muted = models.BooleanField(_("告警静音"), default=False)

@@ -1,0 +1,10 @@
+from django.urls import path
+
+from . import consumers, viewer_consumers
+
+websocket_urlpatterns = [
+    path("ws/wall/", consumers.WallConsumer.as_asgi()),
+    path("ws/cue/<slug:slug>/", consumers.CueConsumer.as_asgi()),
+    path("ws/live/<slug:slug>/", viewer_consumers.ViewerConsumer.as_asgi()),
+    path("ws/rooms/<slug:slug>/announcements/", viewer_consumers.AnnouncementFeedConsumer.as_asgi()),
+]

@@ -1,0 +1,119 @@
+"""Writes for the streams app. Each action: one transaction, an audit row, events on commit."""
+
+from django.db import transaction
+from django.utils import timezone
+
+from .events import WALL_GROUP, room_group, send_on_commit
+from .models import Alert, ControlAction, LiveRoom, LiveSession
+from .signals import alert_acknowledged, alert_raised, control_action_recorded, room_status_changed
+
+
+def record_action(*, actor, action, room=None, target="", reason="", outcome=ControlAction.Outcome.OK,
+                  latency_ms=None, detail=None, actor_label=""):
+    """Append a ControlAction and broadcast it to the room's group (and the wall) on commit.
+
+    `actor` is a user or None (then `actor_label` says who: "auto", "mediaworker", ...).
+    """
+    with transaction.atomic():
+        row = ControlAction.objects.create(
+            actor=actor if getattr(actor, "is_authenticated", False) else None,
+            actor_label=actor_label or ("" if getattr(actor, "is_authenticated", False) else "system"),
+            room=room,
+            action=action,
+            target=target,
+            reason=reason[:200],
+            outcome=outcome,
+            latency_ms=latency_ms,
+            detail=detail or {},
+        )
+        control_action_recorded.send(sender=ControlAction, action=row)
+        event = {"type": "control.action", "action_id": row.pk, "room": room.slug if room else None}
+        if room is not None:
+            send_on_commit(room_group(room.slug), event)
+        send_on_commit(WALL_GROUP, event)
+    return row
+
+
+def raise_alert(*, room, kind, message, severity=Alert.Severity.WARNING, line_role="", detail=None):
+    with transaction.atomic():
+        alert = Alert.objects.create(
+            room=room, kind=kind, message=message[:300], severity=severity, line_role=line_role, detail=detail or {}
+        )
+        alert_raised.send(sender=Alert, alert=alert)
+        send_on_commit(WALL_GROUP, {"type": "alert.raised", "alert_id": alert.pk, "room": room.slug})
+    return alert
+
+
+def acknowledge_alert(*, alert_id, user, as_=Alert.AckAs.SEEN):
+    with transaction.atomic():
+        alert = Alert.objects.select_for_update().select_related("room").get(pk=alert_id)
+        if alert.acknowledged_at is None:
+            alert.acknowledged_at = timezone.now()
+            alert.acknowledged_by = user
+            alert.acknowledged_as = as_
+            alert.save(update_fields=["acknowledged_at", "acknowledged_by", "acknowledged_as"])
+            record_action(actor=user, action="acknowledge_alert", room=alert.room, target=str(alert.pk),
+                          reason=as_, detail={"kind": alert.kind})
+            alert_acknowledged.send(sender=Alert, alert=alert, user=user)
+            send_on_commit(WALL_GROUP, {"type": "alert.acknowledged", "alert_id": alert.pk, "room": alert.room.slug})
+    return alert
+
+
+def set_room_status(*, room, status, actor, reason=""):
+    """Go live / end a room; keeps LiveSession intervals (live hours) in step."""
+    now = timezone.now()
+    with transaction.atomic():
+        room = LiveRoom.objects.select_for_update().get(pk=room.pk)
+        old = room.status
+        if old == status:
+            return room
+        room.status = status
+        room.save(update_fields=["status"])
+        if status == LiveRoom.Status.LIVE:
+            LiveSession.objects.create(room=room, started_at=now)
+        elif old == LiveRoom.Status.LIVE:
+            LiveSession.objects.filter(room=room, ended_at__isnull=True).update(ended_at=now)
+        record_action(actor=actor, action="set_room_status", room=room, target=status, reason=reason,
+                      detail={"from": old})
+        room_status_changed.send(sender=LiveRoom, room=room, old_status=old, new_status=status)
+    return room
+
+
+# --- Media commands (media worker issue); implemented in streams/media_commands.py ------------
+from .media_commands import (  # noqa: E402,F401
+    MediaCommandError,
+    end_slate,
+    inject_demo_fault,
+    reload_media_settings,
+    request_keyframe,
+    restart_line,
+    switch_program_source,
+)
+
+
+# --- Viewer-facing contracts (wall issue); implemented in streams/viewer_services.py ----------
+# Thin forwarders so callers use streams.services.* and the two modules never import each other at load.
+
+def pin_announcement(**kwargs):
+    from .viewer_services import pin_announcement as impl
+    return impl(**kwargs)
+
+
+def unpin_announcement(**kwargs):
+    from .viewer_services import unpin_announcement as impl
+    return impl(**kwargs)
+
+
+def send_host_cue(**kwargs):
+    from .viewer_services import send_host_cue as impl
+    return impl(**kwargs)
+
+
+def notify_viewers(**kwargs):
+    from .viewer_services import notify_viewers as impl
+    return impl(**kwargs)
+
+
+def refresh_viewer_panels(**kwargs):
+    from .viewer_services import refresh_viewer_panels as impl
+    return impl(**kwargs)

@@ -1,0 +1,172 @@
+"""WHIP (RFC 9725) ingest and WHEP playback endpoints: thin async views in front of the media engine.
+
+Checks (room, line, token, SDP) happen here; the engine (in-process or in `mediaworker`) does the rest.
+"""
+
+from asgiref.sync import sync_to_async
+from django.http import HttpResponse
+from django.urls import reverse
+from django.views.decorators.csrf import csrf_exempt
+
+from .media import client
+from .media.engine import BadOffer, CommandError, OutputFull, validate_offer
+from .models import IngestLine, LiveRoom
+
+CORS_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "POST, DELETE, PATCH, OPTIONS",
+    "Access-Control-Allow-Headers": "Authorization, Content-Type, If-Match",
+    "Access-Control-Expose-Headers": "Location, Link, ETag, Accept-Patch",
+}
+
+
+def _response(body="", status=200, content_type="text/plain; charset=utf-8", headers=None):
+    response = HttpResponse(body, status=status, content_type=content_type)
+    for key, value in {**CORS_HEADERS, **(headers or {})}.items():
+        response[key] = value
+    return response
+
+
+def _error(status, message, headers=None):
+    return _response(message + "\n", status=status, headers=headers)
+
+
+def _options():
+    return _response("", status=204, headers={"Accept-Post": "application/sdp", "Accept-Patch": "application/trickle-ice-sdpfrag"})
+
+
+def _bearer(request):
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
+def _line(room_slug, line_role):
+    return IngestLine.objects.select_related("room").filter(room__slug=room_slug, role=line_role).first()
+
+
+def _room(room_slug):
+    return LiveRoom.objects.filter(slug=room_slug).first()
+
+
+async def _read_offer(request):
+    if request.content_type != "application/sdp":
+        return None, _error(415, "Content-Type must be application/sdp")
+    try:
+        sdp = request.body.decode("utf-8")
+    except UnicodeDecodeError:
+        return None, _error(400, "the SDP offer is not UTF-8 text")
+    return sdp, None
+
+
+async def _engine_call(op, room_slug, **kwargs):
+    try:
+        return await client.call(op, room_slug, **kwargs), None
+    except BadOffer as exc:
+        return None, _error(400, str(exc))
+    except OutputFull as exc:
+        return None, _error(503, str(exc), headers={"Retry-After": "10"})
+    except CommandError as exc:
+        return None, _error(409, str(exc))
+    except (client.MediaUnavailable, TimeoutError) as exc:
+        return None, _error(503, f"media worker unavailable: {exc}")
+
+
+@csrf_exempt
+async def whip(request, room_slug, line_role):
+    if request.method == "OPTIONS":
+        return _options()
+    if request.method != "POST":
+        return _error(405, "use POST with an SDP offer", headers={"Allow": "POST, OPTIONS"})
+    if line_role not in IngestLine.Role.values:
+        return _error(404, f"unknown line {line_role!r}: use primary or backup")
+    line = await sync_to_async(_line)(room_slug, line_role)
+    if line is None:
+        return _error(404, f"no room {room_slug!r} with a {line_role} line")
+    if not line.check_token(_bearer(request)):
+        return _error(401, "missing or wrong publish token (Authorization: Bearer <token>)",
+                      headers={"WWW-Authenticate": 'Bearer realm="whip"'})
+    sdp, problem = await _read_offer(request)
+    if problem:
+        return problem
+    try:
+        validate_offer(sdp, need_video=("vp8", "h264"))
+    except BadOffer as exc:
+        return _error(400, str(exc))
+    result, problem = await _engine_call("whip", room_slug, role=line_role, sdp=sdp)
+    if problem:
+        return problem
+    location = reverse("whip_session", args=[room_slug, line_role, result["session"]])
+    return _response(result["sdp"], status=201, content_type="application/sdp", headers={"Location": location})
+
+
+@csrf_exempt
+async def whip_session(request, room_slug, line_role, session_id):
+    if request.method == "OPTIONS":
+        return _options()
+    if request.method not in ("DELETE", "PATCH"):
+        return _error(405, "use DELETE to end the session", headers={"Allow": "DELETE, PATCH, OPTIONS"})
+    line = await sync_to_async(_line)(room_slug, line_role)
+    if line is None:
+        return _error(404, f"no room {room_slug!r} with a {line_role} line")
+    if request.method == "PATCH":
+        return await _patch(request, "whip", room_slug, session_id, role=line_role)
+    result, problem = await _engine_call("whip_delete", room_slug, role=line_role, session=session_id)
+    if problem:
+        return problem
+    if not result["deleted"]:
+        return _error(404, "no such WHIP session (already ended or replaced)")
+    return _response("", status=200)
+
+
+async def _patch(request, kind, room_slug, session_id, role=None):
+    if request.content_type != "application/trickle-ice-sdpfrag":
+        return _error(415, "Content-Type must be application/trickle-ice-sdpfrag")
+    result, problem = await _engine_call("patch", room_slug, kind=kind, session=session_id,
+                                         sdpfrag=request.body.decode("utf-8", "replace"), role=role)
+    if problem:
+        return problem
+    if not result["ok"]:
+        return _error(404, "no such session")
+    return _response("", status=204)
+
+
+@csrf_exempt
+async def whep(request, room_slug):
+    if request.method == "OPTIONS":
+        return _options()
+    if request.method != "POST":
+        return _error(405, "use POST with an SDP offer", headers={"Allow": "POST, OPTIONS"})
+    room = await sync_to_async(_room)(room_slug)
+    if room is None:
+        return _error(404, f"no room {room_slug!r}")
+    if room.status == LiveRoom.Status.ENDED:
+        return _error(404, f"room {room_slug!r} has ended")
+    sdp, problem = await _read_offer(request)
+    if problem:
+        return problem
+    try:
+        validate_offer(sdp, need_video=("vp8",))
+    except BadOffer as exc:
+        return _error(400, str(exc))
+    result, problem = await _engine_call("whep", room_slug, sdp=sdp)
+    if problem:
+        return problem
+    location = reverse("whep_session", args=[room_slug, result["session"]])
+    return _response(result["sdp"], status=201, content_type="application/sdp", headers={"Location": location})
+
+
+@csrf_exempt
+async def whep_session(request, room_slug, session_id):
+    if request.method == "OPTIONS":
+        return _options()
+    if request.method not in ("DELETE", "PATCH"):
+        return _error(405, "use DELETE to end the session", headers={"Allow": "DELETE, PATCH, OPTIONS"})
+    if request.method == "PATCH":
+        return await _patch(request, "whep", room_slug, session_id)
+    result, problem = await _engine_call("whep_delete", room_slug, session=session_id)
+    if problem:
+        return problem
+    if not result["deleted"]:
+        return _error(404, "no such WHEP session")
+    return _response("", status=200)

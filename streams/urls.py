@@ -1,0 +1,34 @@
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("wall/grid", views.wall_grid, name="wall_grid"),
+    path("wall/mute", views.toggle_mute, name="wall_mute"),
+    path("alerts/<int:alert_id>/ack", views.acknowledge_alert, name="acknowledge_alert"),
+    path("rooms/<slug:slug>/", views.room_detail, name="room_detail"),
+    path("rooms/<slug:slug>/thumbnail.jpg", views.room_thumbnail, name="room_thumbnail"),
+    path("live/<slug:slug>", views.live_room, name="live_room"),
+    path("api/rooms/<slug:slug>/announcements", views.announcements_json, name="announcements_json"),
+    path("cue/<slug:slug>", views.cue_screen, name="cue_screen"),
+    path("audit/", views.audit, name="audit"),
+    path("audit.csv", views.audit_csv, name="audit_csv"),
+    path("announcement-templates/", views.announcement_templates, name="announcement_templates"),
+]
+
+# WHIP ingest / WHEP playback (media worker signalling)
+from . import signalling  # noqa: E402
+
+urlpatterns += [
+    path("whip/<slug:room_slug>/<str:line_role>", signalling.whip, name="whip"),
+    path("whip/<slug:room_slug>/<str:line_role>/<str:session_id>", signalling.whip_session, name="whip_session"),
+    path("whep/<slug:room_slug>", signalling.whep, name="whep"),
+    path("whep/<slug:room_slug>/<str:session_id>", signalling.whep_session, name="whep_session"),
+]
+
+from . import media_views  # noqa: E402
+
+urlpatterns += [
+    path("rooms/<slug:slug>/demo-fault", media_views.demo_fault, name="demo_fault"),
+]

@@ -1,0 +1,274 @@
+import csv
+import uuid
+
+from django.contrib.auth.decorators import login_required
+from django.core import signing
+from django.core.paginator import Paginator
+from django.http import Http404, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+
+from controlroom.roles import FLOOR_CONTROL, MANAGER, ON_DUTY, OPS, TECH_SUPPORT, has_role, require_role
+
+from . import hooks, services, snapshots, viewer_notices
+from .selectors import recent_alerts
+from .actions import ACTIONS
+from .demo import DEMO_ROOMS
+from .forms import AnnouncementTemplateForm, AuditFilterForm, CannedReplyForm
+from .models import (Alert, Announcement, AnnouncementTemplate, CannedReply, ChatMessage, ControlAction, HostCue,
+                     LiveRoom, OperatorPreference, Viewer)
+from .viewer_consumers import DEVICE_COOKIE
+from .viewer_services import announcement_data, current_announcement
+from .wall import load_room_meta, tile_context
+
+DEMO_ROOM_SLUGS = {slug for slug, *_rest in DEMO_ROOMS}
+
+PREVIEW_LIVE_MAX = 9  # more rooms than this: low-rate rotating snapshots instead of live previews
+
+
+def allowed_actions(user):
+    return {name for name, (roles, _fn, _label) in ACTIONS.items() if has_role(user, *roles)}
+
+
+def wall_context(request, slugs=None):
+    meta = load_room_meta(slugs)
+    tiles = [tile_context(m, None, [], 0, stale=False) for m in meta.values()]
+    return {
+        "tiles": tiles,
+        "allowed": allowed_actions(request.user),
+        "templates": AnnouncementTemplate.objects.filter(is_active=True),
+        "canned_replies": CannedReply.objects.filter(is_active=True),
+        "live_previews": len(tiles) <= PREVIEW_LIVE_MAX,
+    }
+
+
+def _muted(user):
+    pref = OperatorPreference.objects.filter(user=user).first()
+    return bool(pref and pref.alerts_muted)
+
+
+@login_required
+def home(request):
+    """The control-room wall: one tile per live room, kept live over /ws/wall/."""
+    require_role(request.user, *ON_DUTY, what="view wall")
+    ctx = wall_context(request)
+    merchants = sorted({t["room"]["merchant"] for t in ctx["tiles"]})
+    return render(request, "streams/wall.html", {**ctx, "merchants": merchants, "alerts": recent_alerts(),
+                                                 "alerts_muted": _muted(request.user),
+                                                 "wall_panels": hooks.wall_panels(request.user)})
+
+
+@login_required
+@require_GET
+def wall_grid(request):
+    """The grid alone: fetched by the page when the set of live rooms changed."""
+    require_role(request.user, *ON_DUTY, what="view wall")
+    return render(request, "streams/wall.html#grid", wall_context(request))
+
+
+@login_required
+@require_POST
+def toggle_mute(request):
+    require_role(request.user, *ON_DUTY, what="mute alerts")
+    pref, _created = OperatorPreference.objects.get_or_create(user=request.user)
+    pref.alerts_muted = request.POST.get("muted") == "1"
+    pref.save(update_fields=["alerts_muted"])
+    return render(request, "streams/wall.html#mute_toggle", {"alerts_muted": pref.alerts_muted})
+
+
+@login_required
+@require_POST
+def acknowledge_alert(request, alert_id):
+    require_role(request.user, *ON_DUTY, what="acknowledge alert")
+    alert = get_object_or_404(Alert, pk=alert_id)
+    alert = services.acknowledge_alert(alert_id=alert.pk, user=request.user)
+    alert = Alert.objects.select_related("room", "acknowledged_by").get(pk=alert.pk)
+    return render(request, "streams/wall.html#alert_item", {"alert": alert})
+
+
+def cue_screen_key(room):
+    return signing.dumps(room.slug, salt="host-cue-screen")
+
+
+@login_required
+def room_detail(request, slug):
+    require_role(request.user, *ON_DUTY, what="view room")
+    room = get_object_or_404(LiveRoom, slug=slug)
+    ctx = wall_context(request, [slug])
+    history = ControlAction.objects.filter(room=room).select_related("actor")[:50]
+    return render(request, "streams/room_detail.html", {
+        **ctx, "room": room, "tile": ctx["tiles"][0] if ctx["tiles"] else None, "history": history,
+        "announcement": current_announcement(room), "alerts": recent_alerts(), "alerts_muted": _muted(request.user),
+        "cue_url": request.build_absolute_uri(reverse("cue_screen", args=[slug])) + "?k=" + cue_screen_key(room),
+        "cues": HostCue.objects.filter(room=room)[:10],
+        "chat": ChatMessage.objects.filter(room=room).order_by("-created_at")[:20],
+        "room_panels": hooks.room_panels(room, request.user),
+        # Demo rooms are fed by simulate_streams, whose lines can be told to misbehave.
+        "demo_faults": slug in DEMO_ROOM_SLUGS and has_role(request.user, OPS, TECH_SUPPORT),
+    })
+
+
+@login_required
+@require_GET
+def room_thumbnail(request, slug):
+    """The newest program thumbnail of a room (big walls show these instead of live previews)."""
+    require_role(request.user, *ON_DUTY, what="view room thumbnail")
+    jpeg = snapshots.load(slug)
+    if jpeg is None:
+        raise Http404("no recent picture")
+    response = HttpResponse(jpeg, content_type="image/jpeg")
+    response["Cache-Control"] = "private, max-age=2"
+    return response
+
+
+# --- viewer page ---------------------------------------------------------------------------------
+
+
+def _viewer_for(request):
+    """The Viewer row of this browser (logged-in account or device cookie); creates the cookie value."""
+    if request.user.is_authenticated:
+        viewer, _created = Viewer.objects.get_or_create(user=request.user)
+        return viewer, None
+    device = request.COOKIES.get(DEVICE_COOKIE, "")
+    if not device or len(device) > 64 or not device.replace("-", "").isalnum():
+        device = uuid.uuid4().hex
+    viewer, _created = Viewer.objects.get_or_create(device_id=device)
+    return viewer, device
+
+
+def live_room(request, slug):
+    room = get_object_or_404(LiveRoom.objects.exclude(status=LiveRoom.Status.ENDED), slug=slug)
+    viewer, device = _viewer_for(request)
+    response = render(request, "streams/live.html", {
+        "room": room, "announcement": current_announcement(room),
+        "notices": viewer_notices.notices_for(room, viewer),
+        "chat": list(reversed(ChatMessage.objects.filter(room=room).order_by("-created_at")[:30])),
+        "panels": hooks.viewer_panels(room, request),
+    })
+    if device:
+        response.set_cookie(DEVICE_COOKIE, device, max_age=3600 * 24 * 365, httponly=True, samesite="Lax")
+    return response
+
+
+@require_GET
+def announcements_json(request, slug):
+    """For external viewer apps: the pinned banner and the last announcements of a room."""
+    room = get_object_or_404(LiveRoom, slug=slug)
+    recent = Announcement.objects.filter(room=room)[:20]
+    response = JsonResponse({
+        "room": room.slug, **announcement_data(current_announcement(room)),
+        "recent": [{"id": a.pk, "text": a.text, "kind": a.kind, "pinned_at": a.pinned_at.isoformat(),
+                    "unpinned_at": a.unpinned_at.isoformat() if a.unpinned_at else None} for a in recent],
+        "websocket": f"/ws/rooms/{room.slug}/announcements/",
+    }, json_dumps_params={"ensure_ascii": False})
+    response["Cache-Control"] = "no-cache"
+    return response
+
+
+# --- host cue screen --------------------------------------------------------------------------------
+
+
+def cue_screen(request, slug):
+    room = get_object_or_404(LiveRoom, slug=slug)
+    key = request.GET.get("k", "")
+    from .consumers import cue_key_ok
+
+    if not cue_key_ok(slug, key):
+        if not request.user.is_authenticated:
+            return redirect(f"{reverse('login')}?next={request.get_full_path()}")
+        require_role(request.user, *ON_DUTY, what="open cue screen")
+    return render(request, "streams/cue.html", {"room": room, "key": key,
+                                                "cues": HostCue.objects.filter(room=room)[:20]})
+
+
+# --- audit -------------------------------------------------------------------------------------------
+
+
+def _audit_queryset(form):
+    rows = ControlAction.objects.select_related("actor", "room").order_by("-created_at", "-id")
+    if form.is_valid():
+        data = form.cleaned_data
+        if data.get("room"):
+            rows = rows.filter(room=data["room"])
+        if data.get("user"):
+            rows = rows.filter(actor__username__icontains=data["user"]) | rows.filter(
+                actor_label__icontains=data["user"])
+        if data.get("action"):
+            rows = rows.filter(action=data["action"])
+        if data.get("outcome"):
+            rows = rows.filter(outcome=data["outcome"])
+        if data.get("since"):
+            rows = rows.filter(created_at__gte=data["since"])
+        if data.get("until"):
+            rows = rows.filter(created_at__lte=data["until"])
+    return rows
+
+
+@login_required
+def audit(request):
+    require_role(request.user, MANAGER, what="view audit")
+    form = AuditFilterForm(request.GET or None)
+    rows = _audit_queryset(form)
+    page = Paginator(rows, 100).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    template = "streams/audit.html#audit_table" if request.htmx else "streams/audit.html"
+    return render(request, template, {"form": form, "page": page, "query": query.urlencode()})
+
+
+class _Echo:
+    def write(self, value):
+        return value
+
+
+@login_required
+def audit_csv(request):
+    require_role(request.user, MANAGER, what="export audit")
+    rows = _audit_queryset(AuditFilterForm(request.GET or None))
+    writer = csv.writer(_Echo())
+    header = ["time", "actor", "room", "action", "target", "outcome", "latency_ms", "reason"]
+
+    def lines():
+        yield "\ufeff" + writer.writerow(header)  # BOM: spreadsheet apps open the Chinese text correctly
+        for row in rows.iterator(chunk_size=2000):
+            yield writer.writerow([
+                timezone.localtime(row.created_at).isoformat(),
+                row.actor.get_username() if row.actor_id else row.actor_label,
+                row.room.slug if row.room_id else "", row.action, row.target, row.outcome,
+                "" if row.latency_ms is None else round(row.latency_ms, 1), row.reason,
+            ])
+
+    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="control-actions-{timezone.localdate():%Y%m%d}.csv"'
+    return response
+
+
+# --- announcement templates and canned replies (managers) -----------------------------------------------
+
+
+@login_required
+def announcement_templates(request):
+    require_role(request.user, MANAGER, FLOOR_CONTROL, what="view announcement templates")
+    can_edit = has_role(request.user, MANAGER)
+    template_form = AnnouncementTemplateForm(prefix="t")
+    reply_form = CannedReplyForm(prefix="r")
+    if request.method == "POST":
+        require_role(request.user, MANAGER, what="edit announcement templates")
+        if "t-text" in request.POST:
+            instance = AnnouncementTemplate.objects.filter(pk=request.POST.get("id") or 0).first()
+            template_form = AnnouncementTemplateForm(request.POST, prefix="t", instance=instance)
+            if template_form.is_valid():
+                template_form.save()
+                return redirect("announcement_templates")
+        else:
+            instance = CannedReply.objects.filter(pk=request.POST.get("id") or 0).first()
+            reply_form = CannedReplyForm(request.POST, prefix="r", instance=instance)
+            if reply_form.is_valid():
+                reply_form.save()
+                return redirect("announcement_templates")
+    return render(request, "streams/templates_admin.html", {
+        "templates": AnnouncementTemplate.objects.all(), "replies": CannedReply.objects.all(),
+        "template_form": template_form, "reply_form": reply_form, "can_edit": can_edit,
+    })
