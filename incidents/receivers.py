@@ -1,0 +1,153 @@
+"""Subscribers to streams signals: auto-open incidents and fill timelines.
+
+They run inside the sender's transaction, so the incident/timeline rows commit together
+with the control action or alert that caused them.
+"""
+
+import logging
+
+from django.db import transaction
+from django.dispatch import receiver
+from django.utils.translation import gettext as _
+
+from streams.models import Alert
+from streams.signals import alert_acknowledged, alert_raised, control_action_recorded
+
+from . import services
+from .models import OPEN_STATUSES, Incident, TimelineKind
+
+logger = logging.getLogger(__name__)
+
+SOURCE_LABELS = {"primary": "主线路", "backup": "备用线路", "slate": "垫片"}
+
+# The failover trigger decides the type of an automatically opened incident.
+AUTO_TRIGGER_TYPE = {
+    "input_loss": "stream-interruption",
+    "frozen": "weak-network",
+    "black": "device-failure",
+    "silence": "device-failure",
+}
+ALERT_KIND_TYPE = {
+    Alert.Kind.LINE_DOWN: "stream-interruption",
+    Alert.Kind.AUTO_FAILOVER: "stream-interruption",
+    Alert.Kind.FAILOVER_HOLD: "stream-interruption",
+    Alert.Kind.LINE_DEGRADED: "weak-network",
+    Alert.Kind.LINE_RECOVERED: "other",
+    Alert.Kind.OTHER: "other",
+}
+
+# ControlAction.action -> timeline kind. Our own audit actions are not mirrored.
+ACTION_KIND = {
+    "switch_source": TimelineKind.SWITCH,
+    "end_slate": TimelineKind.SWITCH,
+    "failover_hold": TimelineKind.SWITCH,
+    "pin_announcement": TimelineKind.ANNOUNCEMENT,
+    "unpin_announcement": TimelineKind.ANNOUNCEMENT,
+    "send_host_cue": TimelineKind.HOST_CUE,
+    "ack_host_cue": TimelineKind.HOST_CUE,
+    "post_chat_reply": TimelineKind.CONTROL,
+    "request_keyframe": TimelineKind.CONTROL,
+    "restart_line": TimelineKind.CONTROL,
+    "publisher_connected": TimelineKind.CONTROL,
+    "publisher_replaced": TimelineKind.CONTROL,
+    "publisher_left": TimelineKind.CONTROL,
+    "set_room_status": TimelineKind.CONTROL,
+}
+
+
+def describe_action(row):
+    """A one-line human text for a control action on the timeline."""
+    who = row.actor.get_username() if row.actor_id else (row.actor_label or "system")
+    detail = row.detail or {}
+    failed = "" if row.outcome == "ok" else _("【%(outcome)s】") % {"outcome": row.get_outcome_display()}
+    if row.action == "switch_source":
+        src = SOURCE_LABELS.get(detail.get("from"), detail.get("from") or "?")
+        dst = SOURCE_LABELS.get(row.target, row.target)
+        text = _("切换节目源 %(src)s → %(dst)s") % {"src": src, "dst": dst}
+        if row.latency_ms is not None:
+            text += _(",首帧 %(ms)s 毫秒") % {"ms": round(row.latency_ms)}
+    elif row.action == "end_slate":
+        text = _("结束垫片,回到 %(dst)s") % {"dst": SOURCE_LABELS.get(row.target, row.target or "直播画面")}
+        if row.latency_ms is not None:
+            text += _(",首帧 %(ms)s 毫秒") % {"ms": round(row.latency_ms)}
+    elif row.action == "pin_announcement":
+        text = _("置顶公告:%(text)s") % {"text": detail.get("text") or row.reason or row.target}
+    elif row.action == "unpin_announcement":
+        text = _("取消置顶公告")
+    elif row.action == "send_host_cue":
+        text = _("主播提示:%(text)s") % {"text": detail.get("text") or row.reason or row.target}
+    elif row.action == "ack_host_cue":
+        text = _("主播已确认提示")
+    else:
+        text = f"{row.action} {row.target}".strip()
+    if row.reason and row.action in ("switch_source", "end_slate", "failover_hold"):
+        text += f"({row.reason})"
+    return f"{failed}{text} · {who}"
+
+
+@receiver(control_action_recorded, dispatch_uid="incidents.on_control_action")
+def on_control_action(sender, action, **kwargs):
+    row = action
+    kind = ACTION_KIND.get(row.action)
+    if kind is None or row.room_id is None:
+        return
+    with transaction.atomic():
+        if (row.action == "switch_source" and row.reason.startswith("auto:")
+                and row.outcome == "ok"):
+            trigger = row.reason[len("auto:"):].strip().split()[0] if row.reason[len("auto:"):].strip() else ""
+            services.open_incident(
+                room=row.room, incident_type=AUTO_TRIGGER_TYPE.get(trigger, "stream-interruption"), actor=None,
+                source="auto_failover",
+                title=_("%(room)s 自动切换(%(trigger)s)") % {"room": row.room.name, "trigger": trigger or "auto"},
+            )
+        # Mirror the action onto every open incident of the room (usually one).
+        for incident in Incident.objects.filter(room_id=row.room_id, status__in=OPEN_STATUSES):
+            data = {"control_action": row.pk, "action": row.action, "target": row.target,
+                    "outcome": row.outcome, "latency_ms": row.latency_ms}
+            if row.action == "switch_source":
+                data["from"] = (row.detail or {}).get("from")
+            services.add_timeline_entry(incident=incident, kind=kind, text=describe_action(row),
+                                        actor=row.actor, data=data, at=row.created_at,
+                                        actor_label=row.actor_label)
+
+
+@receiver(alert_raised, dispatch_uid="incidents.on_alert_raised")
+def on_alert_raised(sender, alert, **kwargs):
+    with transaction.atomic():
+        attached = False
+        for incident in Incident.objects.filter(room_id=alert.room_id, status__in=OPEN_STATUSES, is_drill=False):
+            services.add_timeline_entry(
+                incident=incident, kind=TimelineKind.ALERT, actor_label="mediaworker", at=alert.raised_at,
+                text=_("告警[%(kind)s]%(msg)s") % {"kind": alert.get_kind_display(), "msg": alert.message},
+                data={"alert_id": alert.pk, "kind": alert.kind, "line_role": alert.line_role,
+                      "severity": alert.severity})
+            attached = True
+        if alert.kind == Alert.Kind.LINE_DOWN and not attached:
+            down_ms = (alert.detail or {}).get("down_ms")
+            if down_ms is not None and down_ms >= services.line_down_threshold_s() * 1000:
+                # The media worker already knows the line has been down long enough.
+                services.check_lines_down(threshold_s=0)
+            else:
+                from .tasks import schedule_line_down_check
+
+                schedule_line_down_check(alert.pk)
+
+
+@receiver(alert_acknowledged, dispatch_uid="incidents.on_alert_acknowledged")
+def on_alert_acknowledged(sender, alert, user, **kwargs):
+    if alert.acknowledged_as != Alert.AckAs.INCIDENT:
+        return
+    with transaction.atomic():
+        incident = services.open_incident(
+            room=alert.room, incident_type=ALERT_KIND_TYPE.get(alert.kind, "other"), actor=user, source="alert",
+            title=f"{alert.room.name} · {alert.message}"[:200],
+        )
+        if not any(e.data.get("alert_id") == alert.pk for e in incident.timeline.filter(kind=TimelineKind.ALERT)):
+            services.add_timeline_entry(
+                incident=incident, kind=TimelineKind.ALERT, actor=user, at=alert.raised_at,
+                text=_("告警[%(kind)s]%(msg)s(确认为事故)") % {"kind": alert.get_kind_display(), "msg": alert.message},
+                data={"alert_id": alert.pk, "kind": alert.kind, "line_role": alert.line_role})
+        # Whoever turned the alert into an incident has acknowledged it.
+        if incident.status == Incident.Status.DETECTED:
+            services.transition(incident=incident, to=Incident.Status.ACKNOWLEDGED, actor=user,
+                                reason=_("告警转为事故"))

@@ -1,0 +1,472 @@
+"""Thin views: parse, authorise with require_role, call a service or selector, render a partial."""
+
+import csv
+from datetime import datetime
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.http import Http404, HttpResponse, HttpResponseBadRequest
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from controlroom.roles import MANAGER, ON_DUTY, require_role, roles_of
+from streams.demo import DEMO_ROOMS
+from streams.models import LiveRoom
+
+from . import analytics, charts, selectors, services
+from .forms import (
+    ActionItemFormSet,
+    DeclareIncidentForm,
+    IncidentTypeForm,
+    MilestoneCorrectionForm,
+    ReviewForm,
+    RunbookStepFormSet,
+)
+from .models import Incident, IncidentStep, IncidentTimelineEntry, IncidentType, Severity, StepAction
+
+PAGE = "incidents/detail.html"
+
+
+def _bands(request):
+    bands = analytics.default_bands()
+    for attr in ("night_start", "night_end"):
+        raw = request.GET.get(attr)
+        if raw not in (None, ""):
+            try:
+                value = int(raw)
+            except ValueError:
+                continue
+            if 0 <= value <= 24:
+                setattr(bands, attr, value)
+    return bands
+
+
+def _refuse(request, exc, status=400):
+    message = exc.messages[0] if isinstance(exc, ValidationError) else str(exc)
+    if request.htmx:
+        return HttpResponse(f'<div class="flash error" role="alert">{message}</div>', status=status)
+    messages.error(request, message)
+    return None
+
+
+# --- Case library -----------------------------------------------------------------------------
+
+@login_required
+def library(request):
+    require_role(request.user, MANAGER, what="incident library")
+    bands = _bands(request)
+    qs = selectors.filter_incidents(request.GET, bands.night_start, bands.night_end)
+    page = Paginator(qs, 50).get_page(request.GET.get("page"))
+    context = {
+        "page": page, "params": request.GET, "types": IncidentType.objects.all(),
+        "rooms": LiveRoom.objects.order_by("name"),
+        "merchants": LiveRoom.objects.order_by("merchant").values_list("merchant", flat=True).distinct(),
+        "statuses": Incident.Status.choices, "severities": Severity.choices,
+        "query": request.GET.urlencode(), "bands": bands,
+    }
+    template = "incidents/library.html#results" if request.htmx else "incidents/library.html"
+    return render(request, template, context)
+
+
+def _csv_response(filename):
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response.write("\ufeff")  # BOM so spreadsheet apps read the Chinese text as UTF-8
+    return response
+
+
+class _SafeWriter:
+    """csv.writer that defuses spreadsheet formulas in user-entered text (=, +, -, @ at the start)."""
+
+    def __init__(self, response):
+        self.writer = csv.writer(response)
+
+    def writerow(self, row):
+        self.writer.writerow([f"'{v}" if isinstance(v, str) and v[:1] in ("=", "+", "-", "@") else v for v in row])
+
+
+def _local(dt):
+    return timezone.localtime(dt).strftime("%Y-%m-%d %H:%M:%S") if dt else ""
+
+
+@login_required
+def library_csv(request):
+    require_role(request.user, MANAGER, what="export incident library")
+    bands = _bands(request)
+    qs = selectors.filter_incidents(request.GET, bands.night_start, bands.night_end)
+    response = _csv_response("incidents.csv")
+    writer = _SafeWriter(response)
+    writer.writerow(["id", _("标题"), _("直播间"), _("商家"), _("类型"), _("级别"), _("状态"), _("演练"),
+                     _("发现时间"), _("响应时间"), _("缓解时间"), _("解决时间"), _("复盘时间"),
+                     _("负责人"), _("原因"), _("处理过程"), _("结果")])
+    for i in qs.iterator(chunk_size=2000):
+        writer.writerow([i.pk, i.title, i.room.name, i.room.merchant, i.incident_type.name, f"SEV{i.severity}",
+                         i.get_status_display(), int(i.is_drill), _local(i.detected_at), _local(i.acknowledged_at),
+                         _local(i.mitigated_at), _local(i.resolved_at), _local(i.reviewed_at),
+                         i.owner.get_username() if i.owner_id else "", i.cause, i.handling, i.outcome])
+    return response
+
+
+# --- One incident -----------------------------------------------------------------------------
+
+def _incident_context(request, incident):
+    held = roles_of(request.user)
+    checklists = selectors.checklists(incident)
+    mine = [c for c in checklists if c["role"] in held or MANAGER in held]
+    return {
+        "incident": incident, "timeline": selectors.timeline(incident), "checklists": checklists,
+        "my_checklists": mine, "can_act": True, "is_manager": MANAGER in held,
+        "correction_form": MilestoneCorrectionForm(), "severities": Severity.choices,
+        "review": getattr(incident, "review", None) if hasattr(incident, "review") else None,
+        "compensation_url": f"/compensation/new?incident={incident.pk}",
+    }
+
+
+@login_required
+def detail(request, pk):
+    require_role(request.user, *ON_DUTY, what="view incident")
+    incident = selectors.incident_for_page(pk)
+    if incident is None:
+        raise Http404
+    return render(request, PAGE, _incident_context(request, incident))
+
+
+@login_required
+def timeline_csv(request, pk):
+    require_role(request.user, *ON_DUTY, what="export incident timeline")
+    incident = get_object_or_404(Incident, pk=pk)
+    response = _csv_response(f"incident-{pk}-timeline.csv")
+    writer = _SafeWriter(response)
+    writer.writerow([_("时间"), _("类型"), _("内容"), _("操作人"), _("置顶"), _("数据")])
+    import json
+
+    for e in selectors.timeline(incident):
+        writer.writerow([_local(e.at), e.get_kind_display(), e.text, e.who, int(e.pinned),
+                         json.dumps(e.data, ensure_ascii=False, sort_keys=True)])
+    return response
+
+
+@require_POST
+@login_required
+def declare(request):
+    require_role(request.user, *ON_DUTY, what="declare incident")
+    form = DeclareIncidentForm(request.POST)
+    if not form.is_valid():
+        if request.htmx:
+            return HttpResponse(f'<div class="flash error">{form.errors.as_text()}</div>', status=400)
+        messages.error(request, form.errors.as_text())
+        return redirect(request.POST.get("next") or reverse("incidents:new"))
+    data = form.cleaned_data
+    if data["is_drill"] and data["room"].slug not in {slug for slug, *_ in DEMO_ROOMS}:
+        messages.error(request, _("演练只能在演示直播间进行。"))
+        return redirect(reverse("incidents:new"))
+    incident = services.open_incident(
+        room=data["room"], incident_type=data["incident_type"], actor=request.user, severity=data["severity"],
+        title=data["title"], is_drill=data["is_drill"], source="drill" if data["is_drill"] else "manual")
+    if incident.deduplicated:
+        messages.info(request, _("该直播间已有同类型未结束的事故,已并入 #%(id)s。") % {"id": incident.pk})
+    url = reverse("incidents:detail", args=[incident.pk])
+    if request.htmx:
+        response = HttpResponse(status=204)
+        response["HX-Redirect"] = url
+        return response
+    return redirect(url)
+
+
+@login_required
+def new(request):
+    require_role(request.user, *ON_DUTY, what="declare incident")
+    form = DeclareIncidentForm(initial={"room": request.GET.get("room"), "is_drill": request.GET.get("drill") == "1"})
+    return render(request, "incidents/new.html", {"form": form, "demo_rooms": [slug for slug, *_ in DEMO_ROOMS]})
+
+
+@require_POST
+@login_required
+def do_transition(request, pk):
+    require_role(request.user, *ON_DUTY, what="incident transition")
+    incident = get_object_or_404(Incident, pk=pk)
+    post = request.POST
+    if incident.is_open and any(k in post for k in ("cause", "handling", "outcome")):
+        # Keep what was typed even if the transition below is refused.
+        services.update_case_record(incident=incident, actor=request.user, cause=post.get("cause", incident.cause),
+                                    handling=post.get("handling", incident.handling),
+                                    outcome=post.get("outcome", incident.outcome))
+    try:
+        services.transition(
+            incident=incident, to=post.get("to", ""), actor=request.user, reason=post.get("reason", ""),
+            cause=post.get("cause"), handling=post.get("handling"), outcome=post.get("outcome"))
+    except ValidationError as exc:
+        response = _refuse(request, exc)
+        if response is not None:
+            return response
+    if request.htmx:
+        return render(request, f"{PAGE}#header", {"incident": selectors.incident_for_page(pk)})
+    return redirect("incidents:detail", pk=pk)
+
+
+@require_POST
+@login_required
+def update_case(request, pk):
+    require_role(request.user, *ON_DUTY, what="update case record")
+    incident = get_object_or_404(Incident, pk=pk)
+    p = request.POST
+    services.update_case_record(incident=incident, actor=request.user, cause=p.get("cause", ""),
+                                handling=p.get("handling", ""), outcome=p.get("outcome", ""))
+    if request.htmx:
+        return render(request, f"{PAGE}#header", {"incident": selectors.incident_for_page(pk)})
+    return redirect("incidents:detail", pk=pk)
+
+
+@require_POST
+@login_required
+def update_meta(request, pk):
+    require_role(request.user, *ON_DUTY, what="update incident severity/owner")
+    incident = get_object_or_404(Incident, pk=pk)
+    owner = request.user if request.POST.get("take_ownership") else None
+    severity = request.POST.get("severity") or None
+    if severity is not None and severity not in {str(v) for v, _ in Severity.choices}:
+        return HttpResponseBadRequest(_("无效的级别"))
+    services.set_severity_and_owner(incident=incident, actor=request.user, severity=severity, owner=owner)
+    if request.htmx:
+        return render(request, f"{PAGE}#header", {"incident": selectors.incident_for_page(pk)})
+    return redirect("incidents:detail", pk=pk)
+
+
+@require_POST
+@login_required
+def correct(request, pk):
+    require_role(request.user, MANAGER, what="correct incident milestone")
+    incident = get_object_or_404(Incident, pk=pk)
+    form = MilestoneCorrectionForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, form.errors.as_text())
+        return redirect("incidents:detail", pk=pk)
+    try:
+        services.correct_milestone(incident=incident, actor=request.user, **form.cleaned_data)
+        messages.success(request, _("已修正。"))
+    except ValidationError as exc:
+        messages.error(request, exc.messages[0])
+    return redirect("incidents:detail", pk=pk)
+
+
+@require_POST
+@login_required
+def add_note(request, pk):
+    require_role(request.user, *ON_DUTY, what="add incident note")
+    incident = get_object_or_404(Incident, pk=pk)
+    try:
+        services.add_note(incident=incident, text=request.POST.get("text", ""), actor=request.user)
+    except ValidationError as exc:
+        response = _refuse(request, exc)
+        if response is not None:
+            return response
+    if request.htmx:
+        return render(request, f"{PAGE}#timeline", {"incident": incident, "timeline": selectors.timeline(incident)})
+    return redirect("incidents:detail", pk=pk)
+
+
+@require_POST
+@login_required
+def pin_entry(request, pk, entry_id):
+    require_role(request.user, *ON_DUTY, what="pin timeline entry")
+    entry = get_object_or_404(IncidentTimelineEntry, pk=entry_id, incident_id=pk)
+    services.set_pinned(entry=entry, pinned=request.POST.get("pinned") == "1", actor=request.user)
+    incident = entry.incident
+    if request.htmx:
+        return render(request, f"{PAGE}#timeline", {"incident": incident, "timeline": selectors.timeline(incident)})
+    return redirect("incidents:detail", pk=pk)
+
+
+@require_POST
+@login_required
+def complete_step(request, pk, step_id):
+    require_role(request.user, *ON_DUTY, what="complete runbook step")
+    step = get_object_or_404(IncidentStep.objects.select_related("incident"), pk=step_id, incident_id=pk)
+    if not services.can_complete_step(request.user, step):
+        require_role(request.user, step.role, MANAGER, what=f"complete {step.role} step")
+    error = None
+    try:
+        step, error = services.complete_step(step=step, actor=request.user,
+                                             run_action=request.POST.get("run_action", "1") == "1")
+    except ValidationError as exc:
+        error = exc.messages[0]
+    if step.action == StepAction.OPEN_COMPENSATION and error is None and request.POST.get("follow") == "1":
+        url = f"/compensation/new?incident={pk}"
+        if request.htmx:
+            response = HttpResponse(status=204)
+            response["HX-Redirect"] = url
+            return response
+        return redirect(url)
+    incident = selectors.incident_for_page(pk)
+    checklist = next(c for c in selectors.checklists(incident) if c["role"] == step.role)
+    if request.htmx:
+        response = render(request, f"{PAGE}#checklist", {"incident": incident, "checklist": checklist,
+                                                          "can_act": True, "error": error})
+        if error:
+            response["HX-Trigger"] = "incident-step-failed"
+        return response
+    if error:
+        messages.error(request, error)
+    return redirect("incidents:detail", pk=pk)
+
+
+@login_required
+def room_panel(request, slug):
+    """The wall's embeddable partial: this room's open incidents and the viewer's role checklist."""
+    require_role(request.user, *ON_DUTY, what="room incident panel")
+    room = get_object_or_404(LiveRoom, slug=slug)
+    held = roles_of(request.user)
+    role = next((r for r in ("ops", "floor_control", "tech_support") if r in held), "ops")
+    return render(request, "incidents/room_panel.html#embed", selectors.room_panel(room, role))
+
+
+# --- Review -----------------------------------------------------------------------------------
+
+@login_required
+def review(request, pk):
+    require_role(request.user, MANAGER, what="incident review")
+    incident = selectors.incident_for_page(pk)
+    if incident is None:
+        raise Http404
+    existing = getattr(incident, "review", None) if hasattr(incident, "review") else None
+    if request.method == "POST":
+        form = ReviewForm(request.POST)
+        items = ActionItemFormSet(request.POST, prefix="items")
+        if form.is_valid() and items.is_valid():
+            try:
+                services.save_review(
+                    incident=incident, actor=request.user, **form.cleaned_data,
+                    action_items=[f.cleaned_data for f in items.forms if f.cleaned_data.get("text")],
+                    sign_off=request.POST.get("sign_off") == "1")
+                messages.success(request, _("复盘已保存。"))
+                return redirect("incidents:detail", pk=pk)
+            except ValidationError as exc:
+                messages.error(request, exc.messages[0])
+    else:
+        initial = {}
+        item_initial = []
+        if existing:
+            initial = {"root_cause": existing.root_cause, "went_well": existing.went_well,
+                       "to_improve": existing.to_improve}
+            item_initial = [{"text": a.text, "owner": a.owner_id, "due_date": a.due_date}
+                            for a in existing.action_items.all()]
+        form = ReviewForm(initial=initial)
+        items = ActionItemFormSet(initial=item_initial, prefix="items")
+    return render(request, "incidents/review.html", {"incident": incident, "form": form, "items": items,
+                                                     "review": existing})
+
+
+@login_required
+def drill_report(request, pk):
+    require_role(request.user, *ON_DUTY, what="drill report")
+    incident = selectors.incident_for_page(pk)
+    if incident is None:
+        raise Http404
+    checklists = selectors.checklists(incident)
+    total = sum(1 for c in checklists for s in c["steps"])
+    done = sum(c["done"] for c in checklists)
+    return render(request, "incidents/drill_report.html", {
+        "incident": incident, "checklists": checklists, "total": total, "done": done,
+        "elapsed_s": selectors.duration_s(incident.detected_at, incident.resolved_at or timezone.now()),
+    })
+
+
+# --- Types and runbooks (managers) --------------------------------------------------------------
+
+@login_required
+def types(request):
+    require_role(request.user, MANAGER, what="incident types")
+    rows = []
+    for t in IncidentType.objects.all():
+        rows.append({"type": t, "runbook": t.current_runbook()})
+    return render(request, "incidents/types.html", {"rows": rows})
+
+
+@login_required
+def edit_type(request, slug):
+    require_role(request.user, MANAGER, what="edit incident type")
+    itype = get_object_or_404(IncidentType, slug=slug)
+    runbook = itype.current_runbook()
+    if request.method == "POST":
+        form = IncidentTypeForm(request.POST)
+        steps = RunbookStepFormSet(request.POST, prefix="steps")
+        if form.is_valid() and steps.is_valid():
+            services.update_incident_type(incident_type=itype, actor=request.user, **form.cleaned_data)
+            new_steps = [f.cleaned_data for f in steps.forms
+                         if f.cleaned_data and not f.cleaned_data.get("DELETE") and f.cleaned_data.get("title")]
+            old_steps = [{"role": s.role, "title": s.title, "instructions": s.instructions, "action": s.action,
+                          "action_param": s.action_param} for s in runbook.steps.all()] if runbook else []
+            normalised = [{k: (s.get(k) or "") for k in ("role", "title", "instructions", "action", "action_param")}
+                          for s in new_steps]
+            if normalised != old_steps:
+                try:
+                    new_runbook = services.publish_runbook_version(
+                        incident_type=itype, actor=request.user, steps=new_steps,
+                        summary=request.POST.get("summary", ""))
+                    messages.success(request, _("已发布预案 v%(v)s。") % {"v": new_runbook.version})
+                except ValidationError as exc:
+                    messages.error(request, exc.messages[0])
+                    return redirect("incidents:edit_type", slug=slug)
+            return redirect("incidents:types")
+    else:
+        form = IncidentTypeForm(initial={"name": itype.name, "default_severity": itype.default_severity,
+                                         "description": itype.description})
+        initial = [{"role": s.role, "title": s.title, "instructions": s.instructions, "action": s.action,
+                    "action_param": s.action_param} for s in (runbook.steps.all() if runbook else [])]
+        steps = RunbookStepFormSet(initial=initial, prefix="steps")
+    return render(request, "incidents/edit_type.html", {"itype": itype, "form": form, "steps": steps,
+                                                        "runbook": runbook,
+                                                        "versions": itype.runbooks.all()})
+
+
+# --- Analytics --------------------------------------------------------------------------------------
+
+def _range(request):
+    days = request.GET.get("days") or ""
+    start, end = analytics.default_range(min(int(days), 3660) if days.isdigit() and int(days) > 0 else 90)
+    tz = timezone.get_default_timezone()
+    for key in ("date_from", "date_to"):
+        raw = request.GET.get(key)
+        if raw:
+            try:
+                day = datetime.strptime(raw, "%Y-%m-%d").date()
+            except ValueError:
+                continue
+            at = timezone.make_aware(datetime.combine(day, datetime.min.time()), tz)
+            if key == "date_from":
+                start = at
+            else:
+                end = at + timezone.timedelta(days=1)
+    return start, end
+
+
+@login_required
+def analytics_page(request):
+    require_role(request.user, MANAGER, what="incident analytics")
+    start, end = _range(request)
+    bands = _bands(request)
+    data = analytics.dashboard(start, end, bands)
+    return render(request, "incidents/analytics.html", {
+        "start": start, "end": end - timezone.timedelta(seconds=1), "bands": bands,
+        "view": charts.build(data), "query": request.GET.urlencode(),
+    })
+
+
+@login_required
+def analytics_csv(request):
+    require_role(request.user, MANAGER, what="incident analytics export")
+    start, end = _range(request)
+    bands = _bands(request)
+    data = analytics.dashboard(start, end, bands)
+    view = charts.build(data)
+    response = _csv_response("incident-analytics.csv")
+    writer = _SafeWriter(response)
+    writer.writerow(["section", "key", "metric", "value"])
+    for section, key, metric, value in charts.flat_rows(view):
+        writer.writerow([section, key, metric, "" if value is None else value])
+    return response
