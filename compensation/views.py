@@ -1,0 +1,401 @@
+"""Thin views: parse, authorise (require_role), call a service or selector, render a partial."""
+
+import csv
+import json
+from datetime import datetime
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext as _
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
+
+from controlroom.roles import MANAGER, ON_DUTY, OPS, has_role, require_role
+from incidents.models import Incident
+from streams.models import LiveRoom, Viewer
+
+from . import selectors, services
+from .models import Budget, Campaign, DrawEntrant, Grant
+
+try:
+    from streams.viewer_consumers import DEVICE_COOKIE
+except ImportError:  # the viewer page is not there yet
+    DEVICE_COOKIE = "cr_device"
+
+CAMPAIGN_ROLES = (OPS, MANAGER)
+
+
+def _parse_dt(value):
+    if not value:
+        return None
+    parsed = parse_datetime(value)
+    if parsed is None:
+        raise services.CompensationError(_("时间格式不正确:%(v)s") % {"v": value})
+    if timezone.is_naive(parsed):
+        parsed = timezone.make_aware(parsed)
+    return parsed
+
+
+def _int_or_none(value):
+    value = (value or "").strip()
+    if value == "":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise services.CompensationError(_("「%(v)s」不是整数") % {"v": value}) from None
+
+
+def _fen(value, what):
+    """Amounts are typed in yuan with up to two decimals ("5", "5.20") and stored as integer fen."""
+    value = (value or "").strip()
+    if value == "":
+        return None
+    whole, _dot, frac = value.partition(".")
+    if not whole.lstrip("-").isdigit() or (frac and (not frac.isdigit() or len(frac) > 2)):
+        raise services.CompensationError(_("%(what)s 格式不正确(单位:元,最多两位小数)") % {"what": what})
+    sign = -1 if whole.startswith("-") else 1
+    return sign * (abs(int(whole)) * 100 + int((frac or "0").ljust(2, "0")))
+
+
+@login_required
+def campaign_list(request):
+    require_role(request.user, *CAMPAIGN_ROLES, what="view campaigns")
+    services.ensure_local_sweeper()  # embedded default: due draws close even after a restart
+    campaigns = Campaign.objects.select_related("room", "incident", "created_by")[:100]
+    return render(request, "compensation/campaigns.html", {
+        "campaigns": campaigns, "budgets": Budget.objects.select_related("room")})
+
+
+def _form_context(request, incident, data=None, error=None):
+    rooms = LiveRoom.objects.order_by("name")
+    budgets = Budget.objects.select_related("room")
+    suggestion, downtime = None, None
+    if incident is not None:
+        start, end = selectors.incident_window(incident)
+        downtime = services.visible_downtime_s(incident)
+        eligible = selectors.eligible_count(incident.room_id, start, end, 60)
+        cap = min((b.per_viewer_cap_fen for b in budgets), default=2000)
+        suggestion = services.suggest(severity=incident.severity, downtime_s=downtime, eligible=eligible,
+                                      per_viewer_cap_fen=cap)
+        suggestion["eligible"] = eligible
+        suggestion["amount_yuan"] = f"{suggestion['amount_fen'] // 100}.{suggestion['amount_fen'] % 100:02d}"
+    return {"incident": incident, "rooms": rooms, "budgets": budgets, "kinds": Campaign.Kind.choices,
+            "suggestion": suggestion, "downtime_s": downtime, "data": data or {}, "error": error}
+
+
+@login_required
+def campaign_new(request):
+    require_role(request.user, *CAMPAIGN_ROLES, what="create_campaign")
+    incident_id = request.GET.get("incident") or request.POST.get("incident")
+    incident = get_object_or_404(Incident.objects.select_related("room"), pk=incident_id) if incident_id else None
+    if request.method != "POST":
+        return render(request, "compensation/campaign_form.html", _form_context(request, incident))
+    data = request.POST
+    try:
+        room = incident.room if incident else get_object_or_404(LiveRoom, pk=_int_or_none(data.get("room")) or 0)
+        budget = get_object_or_404(Budget, pk=_int_or_none(data.get("budget")) or 0)
+        campaign = services.create_campaign(
+            actor=request.user, room=room, budget=budget, incident=incident, kind=data.get("kind", ""),
+            title=data.get("title", ""), amount_fen=_fen(data.get("amount_yuan"), _("金额")),
+            share_count=_int_or_none(data.get("share_count")),
+            share_cap_fen=_fen(data.get("share_cap_yuan"), _("单份上限")),
+            winner_count=_int_or_none(data.get("winner_count")), keyword=data.get("keyword", ""),
+            countdown_s=_int_or_none(data.get("countdown_s")) or 0,
+            min_overlap_s=_int_or_none(data.get("min_overlap_s")) or 0,
+            window_start=_parse_dt(data.get("window_start")), window_end=_parse_dt(data.get("window_end")),
+            valid_until=_parse_dt(data.get("valid_until")),
+        )
+    except services.CompensationError as exc:
+        return render(request, "compensation/campaign_form.html",
+                      _form_context(request, incident, data, exc.messages[0]), status=400)
+    return redirect("compensation:detail", campaign.pk)
+
+
+def _window_note(campaign):
+    """Tell the operator when the incident's outage window no longer matches the draft's frozen window."""
+    incident = campaign.incident
+    if incident is None or campaign.status not in (Campaign.Status.DRAFT, Campaign.Status.APPROVED):
+        return ""
+    if incident.resolved_at is None:
+        return _("事故尚未解决:补偿窗口截至创建时刻;事故解决后如需覆盖全部观众,请新建活动")
+    if incident.resolved_at != campaign.window_end or incident.detected_at != campaign.window_start:
+        return _("事故时间已更新,与本活动的补偿窗口不一致;如需按新窗口补偿,请取消并新建活动")
+    return ""
+
+
+def _detail_context(campaign, user):
+    return {
+        "window_note": _window_note(campaign),
+        "campaign": campaign, "progress": selectors.campaign_progress(campaign),
+        "report": selectors.campaign_report(campaign) if campaign.status != Campaign.Status.DRAFT else None,
+        "needs_approval": services.needs_approval(campaign),
+        "can_approve": has_role(user, MANAGER) and user.pk != campaign.created_by_id,
+        "is_manager": has_role(user, MANAGER),
+        "batches": selectors.campaign_batches_summary(campaign),
+        "recent_grants": Grant.objects.filter(campaign=campaign).select_related("viewer")[:10],
+    }
+
+
+@login_required
+def campaign_detail(request, campaign_id):
+    require_role(request.user, *CAMPAIGN_ROLES, what="view campaign")
+    campaign = get_object_or_404(Campaign.objects.select_related("room", "incident", "budget", "created_by",
+                                                                 "approved_by"), pk=campaign_id)
+    services.ensure_local_sweeper()
+    return render(request, "compensation/campaign_detail.html", _detail_context(campaign, request.user))
+
+
+def _act(request, campaign_id, fn, done_message, **kwargs):
+    try:
+        fn(actor=request.user, campaign_id=campaign_id, **kwargs)
+        messages.success(request, done_message)
+        status = 200
+    except services.CompensationError as exc:
+        messages.error(request, exc.messages[0])
+        status = 400
+    if request.htmx:
+        campaign = get_object_or_404(Campaign.objects.select_related("room", "incident", "budget"), pk=campaign_id)
+        return render(request, "compensation/campaign_detail.html#panel", _detail_context(campaign, request.user),
+                      status=status)
+    return redirect("compensation:detail", campaign_id)
+
+
+@login_required
+@require_POST
+def campaign_approve(request, campaign_id):
+    return _act(request, campaign_id, services.approve_campaign, _("已审批"))
+
+
+@login_required
+@require_POST
+def campaign_issue(request, campaign_id):
+    return _act(request, campaign_id, services.issue_campaign, _("已开始发放"))
+
+
+@login_required
+@require_POST
+def campaign_cancel(request, campaign_id):
+    return _act(request, campaign_id, services.cancel_campaign, _("已取消"), reason=request.POST.get("reason", ""))
+
+
+@login_required
+@require_POST
+def campaign_revoke(request, campaign_id):
+    return _act(request, campaign_id, services.revoke_campaign, _("已撤销未核销的券"),
+                reason=request.POST.get("reason", ""))
+
+
+@login_required
+@require_POST
+def campaign_draw(request, campaign_id):
+    return _act(request, campaign_id, services.close_draw_now, _("已开奖"))
+
+
+@login_required
+@require_GET
+def campaign_panel(request, campaign_id):
+    """The summary/actions panel (re-fetched by the page when the progress bar reports the end)."""
+    require_role(request.user, *CAMPAIGN_ROLES, what="view campaign")
+    campaign = get_object_or_404(Campaign.objects.select_related("room", "incident", "budget", "created_by",
+                                                                 "approved_by"), pk=campaign_id)
+    return render(request, "compensation/campaign_detail.html#panel", _detail_context(campaign, request.user))
+
+
+@login_required
+@require_GET
+def campaign_progress(request, campaign_id):
+    require_role(request.user, *ON_DUTY, what="view campaign progress")
+    campaign = get_object_or_404(Campaign.objects.select_related("room"), pk=campaign_id)
+    return HttpResponse(services.render_progress(campaign)[0])
+
+
+class _Echo:
+    def write(self, value):
+        return value
+
+
+@login_required
+@require_GET
+def grants_csv(request, campaign_id):
+    """CSV of every grant, streamed (a million rows must not sit in memory)."""
+    require_role(request.user, *CAMPAIGN_ROLES, what="export grants")
+    campaign = get_object_or_404(Campaign, pk=campaign_id)
+    writer = csv.writer(_Echo())
+    now = timezone.now()
+
+    def rows():
+        yield "\ufeff"  # BOM: spreadsheet apps then read the Chinese header correctly
+        yield writer.writerow(["campaign_id", "kind", "code", "viewer_id", "user_id", "device_id", "amount_fen",
+                               "issued_at", "valid_until", "state", "redeemed_at", "order_ref"])
+        qs = (Grant.objects.filter(campaign=campaign).select_related("campaign")
+              .values_list("code", "viewer_id", "viewer__user_id", "viewer__device_id", "amount_fen", "issued_at",
+                           "redeemed_at", "redeemed_order").order_by("viewer_id"))
+        for code, viewer_id, user_id, device_id, amount, issued_at, redeemed_at, order_ref in qs.iterator(5000):
+            if redeemed_at:
+                state = "redeemed"
+            elif campaign.revoked_at:
+                state = "revoked"
+            elif campaign.valid_until and campaign.valid_until <= now:
+                state = "expired"
+            else:
+                state = "valid"
+            yield writer.writerow([campaign.pk, campaign.kind, code, viewer_id, user_id or "", device_id or "", amount,
+                                   issued_at.isoformat(), campaign.valid_until.isoformat() if campaign.valid_until else "",
+                                   state, redeemed_at.isoformat() if redeemed_at else "", order_ref])
+
+    response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="campaign-{campaign.pk}-grants.csv"'
+    return response
+
+
+@login_required
+def incident_report(request, incident_id):
+    require_role(request.user, *CAMPAIGN_ROLES, what="compensation report")
+    incident = get_object_or_404(Incident.objects.select_related("room"), pk=incident_id)
+    rows, total = selectors.incident_report(incident)
+    return render(request, "compensation/report.html", {"incident": incident, "rows": rows, "total": total})
+
+
+@login_required
+def wall_fragment(request):
+    """Compact progress bars of campaigns being issued; the wall can hx-get or include this."""
+    require_role(request.user, *ON_DUTY, what="view campaign progress")
+    items = [services.render_progress(c)[1] for c in selectors.active_campaigns()]
+    return render(request, "compensation/campaign_detail.html#wall", {"items": items})
+
+
+# --- Public: verifiable draws ---------------------------------------------------------------------
+
+
+def draw_verify(request, campaign_id):
+    campaign = get_object_or_404(Campaign.objects.select_related("room"), pk=campaign_id,
+                                 kind__in=Campaign.DRAW_KINDS)
+    result = services.draw_verification(campaign)
+    return render(request, "compensation/verify.html", {"campaign": campaign, "result": result})
+
+
+def draw_entrants(request, campaign_id):
+    """The frozen entrant list, exactly as hashed (published once the draw has closed)."""
+    campaign = get_object_or_404(Campaign, pk=campaign_id, kind__in=Campaign.DRAW_KINDS)
+    if not campaign.draw_closed_at:
+        return HttpResponse(_("名单在截止后公布"), status=404, content_type="text/plain; charset=utf-8")
+    ids = DrawEntrant.objects.filter(campaign=campaign).values_list("viewer_id", flat=True)
+    text = "\n".join(str(i) for i in sorted(ids))
+    return HttpResponse(text, content_type="text/plain; charset=utf-8")
+
+
+# --- Viewer-facing ------------------------------------------------------------------------------
+
+
+def _viewer(request):
+    """The Viewer of this browser (account or device cookie set by the viewer page), or None."""
+    if request.user.is_authenticated:
+        return Viewer.objects.filter(user=request.user).first()
+    device = request.COOKIES.get(DEVICE_COOKIE, "")
+    return Viewer.objects.filter(device_id=device).first() if device else None
+
+
+def _viewer_answer(request, fn):
+    try:
+        result = fn(_viewer(request))
+    except services.CompensationError as exc:
+        return JsonResponse({"ok": False, "message": exc.messages[0]}, status=400,
+                            json_dumps_params={"ensure_ascii": False})
+    return JsonResponse({"ok": True, **result}, json_dumps_params={"ensure_ascii": False})
+
+
+@require_POST
+def viewer_join(request, campaign_id):
+    """A viewer presses "join" on a lucky bag (viewer page); same as commenting its keyword."""
+    return _viewer_answer(request, lambda v: {
+        "entered": services.enter_draw(campaign_id=campaign_id, viewer=v).entered_at.isoformat(),
+        "message": _("已参与,开奖后公布结果")})
+
+
+@require_POST
+def viewer_claim(request, campaign_id):
+    def claim(viewer):
+        grant = services.claim_red_packet(campaign_id=campaign_id, viewer=viewer)
+        return {"amount_fen": grant.amount_fen, "message": services.notice_text(grant)}
+    return _viewer_answer(request, claim)
+
+
+def viewer_offers(request, slug):
+    """Red packets and lucky bags this viewer can act on now (a fragment for the viewer page)."""
+    room = get_object_or_404(LiveRoom, slug=slug)
+    viewer = _viewer(request)
+    return render(request, "compensation/viewer_offers.html", {
+        "room": room, "offers": selectors.open_offers(room, viewer),
+        "grants": selectors.grants_for_viewer(room, viewer) if viewer else []})
+
+
+# --- Shop redemption API (JSON, bearer token, idempotent on request_id) ----------------------------
+
+
+def _shop_client(request):
+    header = request.headers.get("Authorization", "")
+    scheme, _sp, token = header.partition(" ")
+    client = services.shop_client_for_token(token.strip()) if scheme.lower() == "bearer" else None
+    if client is None:
+        raise PermissionDenied("invalid shop token")
+    return client
+
+
+def _api(fn):
+    def view(request, *args, **kwargs):
+        try:
+            client = _shop_client(request)
+        except PermissionDenied:
+            return JsonResponse({"error": "unauthorized", "message": _("缺少或无效的接口令牌")}, status=401,
+                                json_dumps_params={"ensure_ascii": False})
+        body = {}
+        if request.method == "POST":
+            try:
+                body = json.loads(request.body or b"{}")
+            except (ValueError, UnicodeDecodeError):
+                return JsonResponse({"error": "bad_json", "message": _("请求体不是合法的 JSON")}, status=400,
+                                    json_dumps_params={"ensure_ascii": False})
+            if not isinstance(body, dict):
+                return JsonResponse({"error": "bad_json", "message": _("请求体必须是 JSON 对象")}, status=400,
+                                    json_dumps_params={"ensure_ascii": False})
+        status, payload = fn(request, client, body, *args, **kwargs)
+        return JsonResponse(payload, status=status, json_dumps_params={"ensure_ascii": False})
+    view.__name__ = fn.__name__
+    return csrf_exempt(view)
+
+
+@_api
+def api_validate(request, client, body):
+    if request.method != "POST":
+        return 405, {"error": "method_not_allowed"}
+    code = str(body.get("code") or "").strip().upper()
+    grant = Grant.objects.select_related("campaign").filter(code=code).first() if code else None
+    if grant is None:
+        return 404, {"error": "unknown_code", "message": _("券码不存在")}
+    info = services.describe_grant(grant)
+    return 200, {"valid": info["state"] == "valid", **info}
+
+
+@_api
+def api_redeem(request, client, body):
+    if request.method != "POST":
+        return 405, {"error": "method_not_allowed"}
+    return services.redeem(client=client, request_id=str(body.get("request_id") or ""),
+                           code=str(body.get("code") or ""), order_ref=str(body.get("order_ref") or ""))
+
+
+@_api
+def api_report(request, client, body, campaign_id):
+    campaign = Campaign.objects.filter(pk=campaign_id).first()
+    if campaign is None:
+        return 404, {"error": "unknown_campaign"}
+    report = selectors.campaign_report(campaign)
+    return 200, {"campaign": campaign.pk, "kind": campaign.kind, "status": campaign.status,
+                 "eligible": campaign.eligible_count, "revoked": bool(campaign.revoked_at), **report,
+                 "generated_at": datetime.now(tz=timezone.get_current_timezone()).isoformat()}
