@@ -305,7 +305,10 @@ class Line:
             return "frozen"
         if self.black_since is not None and (now - self.black_since) * 1000 >= s.black_ms:
             return "black"
-        if self.has_audio:
+        # Silence is a cause of its own only while the picture still flows: when both stop, the line has
+        # lost its input, and saying "silence" first (silence_ms may be shorter) would misname the incident.
+        picture_flowing = (now - self.last_frame_at) * 1000 < s.input_loss_ms / 2
+        if self.has_audio and picture_flowing:
             if self.quiet_since is not None and (now - self.quiet_since) * 1000 >= s.silence_ms:
                 return "silence"
             if self.last_audio_at is not None and (now - self.last_audio_at) * 1000 >= s.silence_ms:

@@ -7,6 +7,7 @@ import pytest
 
 from streams.media.engine import (
     KEYFRAME_MIN_INTERVAL_S,
+    Line,
     VIEWER_AUDIO_QUEUE,
     VIEWER_VIDEO_QUEUE,
     OutputConfig,
@@ -137,3 +138,15 @@ def test_thumbnails_do_not_disturb_the_program_scaling_the_same_frame():
     for t in threads:
         t.join(60)
     assert not problems, problems[:5]
+
+
+def test_a_line_that_loses_picture_and_sound_together_is_input_loss_not_silence():
+    room = RoomEngine("unit-room", RoomSettings(input_loss_ms=500, silence_ms=400), OutputConfig(), Hooks())
+    line = Line(room, "primary")
+    line.connected = True
+    line.has_audio = True
+    line.last_frame_at = line.last_audio_at = 10.0  # a stall: both stop at t = 10 s
+    assert line.trigger(10.45) is None  # audio has been gone past silence_ms, but so has the picture
+    assert line.trigger(10.5) == "input_loss"
+    line.last_frame_at = 10.44  # the picture still flows: missing sound alone is silence
+    assert line.trigger(10.45) == "silence"
