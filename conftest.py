@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,22 @@ PASSWORD = "correct-horse-battery"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--autoplay-policy=no-user-gesture-required"]
+
+
+@pytest.fixture(autouse=True)
+def fresh_channel_layer_after_a_leaked_receive(request):
+    """Each async test has its own event loop, but the channel layer is one object per process. If a test
+    ends with a receive still pending, channels_redis keeps that receive's lock and loop, and the next
+    tests' receives fail ("bound to a different event loop") until it is garbage-collected. Production has
+    one loop per process; here the next test simply gets a fresh layer, and the leak is reported."""
+    yield
+    from channels.layers import channel_layers
+
+    layer = channel_layers.backends.get("default")
+    pending = getattr(layer, "receive_count", 0)
+    if pending:
+        warnings.warn(f"{request.node.nodeid} left {pending} channel-layer receive(s) pending", stacklevel=1)
+        channel_layers.backends.pop("default", None)
 
 
 def _make_user(django_user_model, username, role):

@@ -147,6 +147,10 @@ if REDIS_URL and urlparse(REDIS_URL).scheme not in ("redis", "rediss"):
     raise ImproperlyConfigured(f"REDIS_URL must start with redis:// or rediss://, got {REDIS_URL!r}.")
 EMBEDDED = not REDIS_URL
 
+CHANNEL_LAYER_PREFIX = os.environ.get("CHANNEL_LAYER_PREFIX", "controlroom")
+# Redis pub/sub ignores the database number, so our pub/sub channel names carry it: a demo on db 0 and
+# CI on db 9 of one Redis server then never see each other's health samples or viewer pushes.
+PUBSUB_PREFIX = f"{CHANNEL_LAYER_PREFIX}:{urlparse(REDIS_URL).path.strip('/') or '0'}" if REDIS_URL else ""
 if EMBEDDED:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 else:
@@ -167,7 +171,7 @@ else:
                         "max_connections": env_int("REDIS_MAX_CONNECTIONS", 1000, 10, 100000),
                     }
                 ],
-                "prefix": os.environ.get("CHANNEL_LAYER_PREFIX", "controlroom"),
+                "prefix": CHANNEL_LAYER_PREFIX,
                 "capacity": 1000,
                 "expiry": 30,
             },

@@ -3,7 +3,6 @@ media worker's health samples to the wall."""
 
 import asyncio
 import json
-import os
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -36,7 +35,7 @@ def send_on_commit(group, message):
 # Events that must not be lost (actions, alerts) stay on the channel layer's "wall" group.
 
 def health_channel():
-    return f"{os.environ.get('CHANNEL_LAYER_PREFIX', 'controlroom')}:wall-health"
+    return f"{settings.PUBSUB_PREFIX}:wall-health"
 
 
 _publishers = {}  # event loop -> redis.asyncio client (connections belong to one loop)

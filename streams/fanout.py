@@ -21,7 +21,7 @@ logger = logging.getLogger(__name__)
 
 
 def pubsub_channel():
-    return f"{os.environ.get('CHANNEL_LAYER_PREFIX', 'controlroom')}:viewers"
+    return f"{settings.PUBSUB_PREFIX}:viewers"
 
 
 _sync_client = None

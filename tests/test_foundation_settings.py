@@ -79,3 +79,40 @@ def test_beat_schedule_names_registered_celery_tasks(settings):
     app.loader.import_default_modules()
     for name, entry in settings.CELERY_BEAT_SCHEDULE.items():
         assert entry["task"] in app.tasks, name
+
+
+async def test_pubsub_names_carry_the_redis_database_so_two_deployments_on_one_server_stay_apart(settings):
+    """Redis pub/sub ignores SELECT: a demo on db 0 must not see CI's health samples on db 9."""
+    if settings.EMBEDDED:
+        pytest.skip("runs with REDIS_URL set")
+    import asyncio
+
+    from streams import events
+
+    probe = "import django; django.setup(); from django.conf import settings as s; print(s.PUBSUB_PREFIX)"
+    env = {**os.environ, "REDIS_URL": "redis://127.0.0.1:6379/9", "CHANNEL_LAYER_PREFIX": "cr"}
+    proc = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert proc.stdout.strip() == "cr:9"
+
+    # The wall hub's subscription hears its own database's samples only.
+    ready = asyncio.Event()
+    heard = []
+
+    async def listen():
+        async for message in events.health_messages(ready):
+            heard.append(message["room"])
+
+    listener = asyncio.ensure_future(listen())
+    await asyncio.wait_for(ready.wait(), 5)
+    ours = settings.PUBSUB_PREFIX
+    settings.PUBSUB_PREFIX = ours + "-other-db"
+    await events.publish_health("other-deployment", {})
+    settings.PUBSUB_PREFIX = ours
+    await events.publish_health("ours", {})
+    for _ in range(100):
+        if "ours" in heard:
+            break
+        await asyncio.sleep(0.02)
+    listener.cancel()
+    await asyncio.gather(listener, return_exceptions=True)
+    assert heard == ["ours"]
