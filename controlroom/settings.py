@@ -128,6 +128,15 @@ if DATABASE_URL:
         raise ImproperlyConfigured(f"DATABASE_URL is not a valid database URL: {exc}") from None
     if scheme != "sqlite" and not DATABASES["default"].get("NAME"):
         raise ImproperlyConfigured("DATABASE_URL must name a database, e.g. postgres://postgres@127.0.0.1:5432/controlroom.")
+    pool_size = env_int("DATABASE_POOL_MAX_SIZE", 20, 0, 1000)
+    if scheme != "sqlite" and pool_size:
+        # Django's psycopg pool. Without it every database_sync_to_async call (a wall click, a socket's
+        # handshake, the hub's re-reads) opens a new PostgreSQL connection: ≈ 8 ms and a backend fork
+        # on this 2-core machine, against 0.05 ms for the query itself. 0 turns it off (e.g. behind PgBouncer).
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {"min_size": 2, "max_size": pool_size, "timeout": 10}
+        # The pool then checks each connection it hands out (one ≈ 0.05 ms round trip), so a PostgreSQL
+        # restart costs no request an error.
+        DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 else:
     DATABASES = {
         "default": {

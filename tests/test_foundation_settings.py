@@ -116,3 +116,22 @@ async def test_pubsub_names_carry_the_redis_database_so_two_deployments_on_one_s
     listener.cancel()
     await asyncio.gather(listener, return_exceptions=True)
     assert heard == ["ours"]
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_database_connections_are_pooled_not_reopened_for_every_call(settings):
+    """A wall click is one database_sync_to_async call: it must not pay a PostgreSQL connect (≈ 8 ms)."""
+    if not settings.USES_POSTGRES:
+        pytest.skip("runs with DATABASE_URL=postgres://")
+    from channels.db import database_sync_to_async
+    from django.db import connection
+
+    def backend_pid():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            return cursor.fetchone()[0]
+
+    pids = [await database_sync_to_async(backend_pid, thread_sensitive=False)() for _ in range(10)]
+    # Each call closes its connection when it ends; closing hands it back to the pool. Without the pool
+    # that is ten connects, ten server processes, ten pids.
+    assert len(set(pids)) <= 3, pids
