@@ -3,9 +3,12 @@ media worker's health samples to the wall."""
 
 import asyncio
 import json
+import os
+import threading
 
 from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
+from channels import DEFAULT_CHANNEL_LAYER
+from channels.layers import InMemoryChannelLayer, channel_layers, get_channel_layer
 from django.conf import settings
 from django.db import transaction
 
@@ -16,11 +19,36 @@ def room_group(slug):
     return f"room-{slug}"
 
 
+_sender = {"pid": None, "loop": None, "layer": None, "made_for": None}
+_sender_lock = threading.Lock()
+
+
+def _sender_for(layer):
+    """This process's private event loop (and layer instance) for channel-layer sends from sync code.
+
+    async_to_sync would run each send on the process's main loop. In the web process that loop is busy
+    sending wall frames, and each of a click's broadcasts waited for it (bench/wall_bench.py). The private
+    layer instance keeps its Redis connections to itself: `flush()` on the shared one closes only its own."""
+    with _sender_lock:
+        if _sender["pid"] != os.getpid():  # first use, or a forked Celery child: start its own thread
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name="channel-layer-sender", daemon=True).start()
+            _sender.update(pid=os.getpid(), loop=loop, layer=None, made_for=None)
+        if _sender["made_for"] is not layer:  # the configured layer changed (settings override in tests)
+            _sender.update(layer=channel_layers.make_backend(DEFAULT_CHANNEL_LAYER), made_for=layer)
+        return _sender["loop"], _sender["layer"]
+
+
 def send_to_group(group, message):
-    """Send now. Safe from sync code; from async code use `channel_layer.group_send`."""
+    """Send now and wait until it is sent. Safe from sync code; from async code use `channel_layer.group_send`."""
     layer = get_channel_layer()
-    if layer is not None:
-        async_to_sync(layer.group_send)(group, message)
+    if layer is None:
+        return
+    if isinstance(layer, InMemoryChannelLayer):
+        async_to_sync(layer.group_send)(group, message)  # its queues belong to the loop that reads them
+        return
+    loop, private = _sender_for(layer)
+    asyncio.run_coroutine_threadsafe(private.group_send(group, message), loop).result(timeout=10)
 
 
 def send_on_commit(group, message):

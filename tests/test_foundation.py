@@ -187,3 +187,35 @@ async def test_healthz_channel_check_answers_while_the_wall_hub_waits_for_events
         started = time.monotonic()
         assert (await sync_to_async(_check_channel_layer)())["ok"]
         assert time.monotonic() - started < 1.0
+
+
+async def test_a_broadcast_from_a_worker_thread_does_not_wait_for_the_busy_event_loop(settings):
+    """A wall click runs in a worker thread and broadcasts on commit. The web process's event loop is
+    meanwhile busy sending frames; the broadcast must not queue behind that work (it used async_to_sync,
+    which runs the send on that very loop)."""
+    if settings.EMBEDDED:
+        pytest.skip("needs REDIS_URL")
+    import threading
+
+    from asgiref.sync import sync_to_async
+    from channels.layers import get_channel_layer
+
+    from streams.events import send_to_group
+
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    await layer.group_add("busy-loop-test", channel)
+    loop_busy, sent = threading.Event(), threading.Event()
+
+    def click_commits():
+        loop_busy.wait(timeout=5)
+        send_to_group("busy-loop-test", {"type": "control.action", "n": 1})
+        sent.set()
+
+    worker = asyncio.ensure_future(sync_to_async(click_commits, thread_sensitive=False)())
+    await asyncio.sleep(0.05)  # the worker thread has started
+    loop_busy.set()
+    assert sent.wait(timeout=2)  # blocks this loop, as a long frame send would
+    await worker
+    assert (await asyncio.wait_for(layer.receive(channel), 5))["n"] == 1
+    await layer.group_discard("busy-loop-test", channel)
