@@ -4,6 +4,8 @@ Sockets register in the process's ViewerHub (streams.fanout); presence is record
 Viewers are anonymous or logged in: the key is "u:<user id>" or "d:<device id cookie>".
 """
 
+import asyncio
+import contextlib
 import json
 import time
 import uuid
@@ -90,7 +92,10 @@ class ViewerConsumer(AsyncWebsocketConsumer):
         self.hub.add(self)
         if self.records_presence:
             self.presence_token = self.hub.presence.join(self.viewer_key, self.room_slug)
-        # Pub/sub is at-most-once: every (re)connect starts from the current banner.
+        # Pub/sub is at-most-once: every (re)connect starts from the current banner, read once the hub is
+        # subscribed (the process's first sockets would otherwise miss a pin made in between).
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self.hub.ready.wait(), timeout=5)
         html, data_text = await self.hub.room_snapshot(self.room_slug)
         await self.send(text_data=data_text if self.wants_json else html)
 

@@ -172,6 +172,7 @@ async def test_viewers_resync_after_the_hub_loses_its_redis_subscription(room, f
 
     viewer = await viewer_socket(room.slug, "dev-resync001")
     hub = fanout.get_hub()
+    assert hub.ready.is_set()  # the socket got its banner only once the hub was subscribed
     admin = redis.Redis.from_url(settings.REDIS_URL)
     ids = [c["id"] for c in admin.client_list() if c.get("name") == hub.client_name]
     assert len(ids) == 1
