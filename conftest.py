@@ -25,6 +25,17 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  "--disable-component-update", "--disable-sync", "--autoplay-policy=no-user-gesture-required"]
 
 
+@pytest.fixture(autouse=True, scope="session")
+def no_gc_pause_warnings_in_the_test_process():
+    """Importing controlroom.asgi tunes the collector as for a web server and logs slow collections; the test
+    process is not one (its log stream is closed at exit), the Daphne processes the tests start are."""
+    from controlroom.gc_tuning import unwatch_pauses
+
+    unwatch_pauses()
+    yield
+    unwatch_pauses()
+
+
 @pytest.fixture(autouse=True)
 def fresh_channel_layer_after_a_leaked_receive(request):
     """Each async test has its own event loop, but the channel layer is one object per process. If a test

@@ -9,6 +9,9 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from django.conf import settings  # noqa: E402
+
+from .gc_tuning import tune_for_many_sockets  # noqa: E402
 from .routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
@@ -17,3 +20,6 @@ application = ProtocolTypeRouter(
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )
+
+# Last, once the application is built: a web process holds thousands of sockets (see gc_tuning).
+tune_for_many_sockets(settings.GC_THRESHOLDS, settings.GC_PAUSE_WARNING_MS)

@@ -33,6 +33,8 @@ def boot(**env):
         ({"DEBUG": "0", "SECRET_KEY": "short"}, "SECRET_KEY must be at least 50 characters"),
         ({"MEDIA_WORKER_LEASE_SECONDS": "ten"}, "MEDIA_WORKER_LEASE_SECONDS='ten' is not an integer"),
         ({"MEDIA_WORKER_LEASE_SECONDS": "1"}, "MEDIA_WORKER_LEASE_SECONDS=1 is out of range"),
+        ({"GC_THRESHOLDS": "7000,10"}, "GC_THRESHOLDS: expected three integers"),
+        ({"GC_THRESHOLDS": "lots"}, "GC_THRESHOLDS: not three comma-separated integers"),
     ],
 )
 def test_bad_setting_is_a_clear_improperly_configured(env, message):
@@ -135,3 +137,34 @@ async def test_database_connections_are_pooled_not_reopened_for_every_call(setti
     # Each call closes its connection when it ends; closing hands it back to the pool. Without the pool
     # that is ten connects, ten server processes, ten pids.
     assert len(set(pids)) <= 3, pids
+
+
+def test_the_web_process_runs_with_the_socket_friendly_collector_and_frozen_startup_objects():
+    probe = "import gc, controlroom.asgi; print(*gc.get_threshold(), gc.get_freeze_count())"
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "controlroom.settings"}
+    for thresholds, expected in (("7000,10,1000", [7000, 10, 1000]), ("python", [700, 10, 10])):
+        proc = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env={**env, "GC_THRESHOLDS": thresholds},
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        *got, frozen = map(int, proc.stdout.split()[-4:])
+        assert got == expected
+        assert frozen > 50_000  # Django, the URLconf and the consumers: never walked by a collection again
+
+
+def test_a_slow_collection_is_logged_as_a_gc_pause(caplog, settings):
+    import gc
+
+    from controlroom.gc_tuning import unwatch_pauses, watch_pauses
+
+    try:
+        watch_pauses(0)  # every collection counts as slow
+        with caplog.at_level("WARNING", logger="controlroom.gc_tuning"):
+            gc.collect(1)
+        assert any("gc pause: generation 1 collection took" in r.getMessage() for r in caplog.records)
+        caplog.clear()
+        watch_pauses(settings.GC_PAUSE_WARNING_MS)
+        with caplog.at_level("WARNING", logger="controlroom.gc_tuning"):
+            gc.collect(0)  # a young collection of a test process takes well under GC_PAUSE_WARNING_MS
+        assert not [r for r in caplog.records if "gc pause" in r.getMessage()]
+    finally:
+        unwatch_pauses()
