@@ -37,6 +37,16 @@ def no_gc_pause_warnings_in_the_test_process():
 
 
 @pytest.fixture(autouse=True)
+def broadcasts_sent_before_the_next_test():
+    """send_to_group returns before the message is out: a test's last pushes must not reach the next test's
+    sockets (room slugs repeat across tests)."""
+    yield
+    from streams.events import flush_sends
+
+    flush_sends()
+
+
+@pytest.fixture(autouse=True)
 def fresh_channel_layer_after_a_leaked_receive(request):
     """Each async test has its own event loop, but the channel layer is one object per process. If a test
     ends with a receive still pending, channels_redis keeps that receive's lock and loop, and the next

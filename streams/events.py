@@ -2,7 +2,10 @@
 media worker's health samples to the wall."""
 
 import asyncio
+import atexit
+import concurrent.futures
 import json
+import logging
 import os
 import threading
 
@@ -19,12 +22,13 @@ def room_group(slug):
     return f"room-{slug}"
 
 
-_sender = {"pid": None, "loop": None, "layer": None, "made_for": None}
+_sender = {"pid": None, "loop": None, "queue": None, "layer": None, "made_for": None}
 _sender_lock = threading.Lock()
+logger = logging.getLogger(__name__)
 
 
 def _sender_for(layer):
-    """This process's private event loop (and layer instance) for channel-layer sends from sync code.
+    """This process's private event loop, queue and layer instance for channel-layer sends from sync code.
 
     async_to_sync would run each send on the process's main loop. In the web process that loop is busy
     sending wall frames, and each of a click's broadcasts waited for it (bench/wall_bench.py). The private
@@ -32,23 +36,53 @@ def _sender_for(layer):
     with _sender_lock:
         if _sender["pid"] != os.getpid():  # first use, or a forked Celery child: start its own thread
             loop = asyncio.new_event_loop()
+            queue = asyncio.Queue()  # created before the loop runs; used only on it
             threading.Thread(target=loop.run_forever, name="channel-layer-sender", daemon=True).start()
-            _sender.update(pid=os.getpid(), loop=loop, layer=None, made_for=None)
+            asyncio.run_coroutine_threadsafe(_send_queued(queue), loop)
+            _sender.update(pid=os.getpid(), loop=loop, queue=queue, layer=None, made_for=None)
         if _sender["made_for"] is not layer:  # the configured layer changed (settings override in tests)
             _sender.update(layer=channel_layers.make_backend(DEFAULT_CHANNEL_LAYER), made_for=layer)
-        return _sender["loop"], _sender["layer"]
+        return _sender["loop"], _sender["queue"], _sender["layer"]
+
+
+async def _send_queued(queue):
+    # One sender, in queue order: two events about one room arrive in the order they were committed.
+    while True:
+        layer, group, message = await queue.get()
+        try:
+            await layer.group_send(group, message)
+        except Exception:  # noqa: BLE001 - the action is committed; its push is lost, the next snapshot has it
+            logger.exception("could not send %s to group %s", message.get("type"), group)
+        finally:
+            queue.task_done()
 
 
 def send_to_group(group, message):
-    """Send now and wait until it is sent. Safe from sync code; from async code use `channel_layer.group_send`."""
+    """Queue a message for a group and return at once; this process's sender thread sends queued messages in
+    order. Safe from sync code (a click's on-commit broadcasts do not wait for Redis); from async code use
+    `channel_layer.group_send`."""
     layer = get_channel_layer()
     if layer is None:
         return
     if isinstance(layer, InMemoryChannelLayer):
         async_to_sync(layer.group_send)(group, message)  # its queues belong to the loop that reads them
         return
-    loop, private = _sender_for(layer)
-    asyncio.run_coroutine_threadsafe(private.group_send(group, message), loop).result(timeout=10)
+    loop, queue, private = _sender_for(layer)
+    loop.call_soon_threadsafe(queue.put_nowait, (private, group, message))
+
+
+def flush_sends(timeout=5.0):
+    """Wait until every message queued by send_to_group in this process has been sent (or failed)."""
+    if _sender["pid"] != os.getpid():
+        return True
+    try:
+        asyncio.run_coroutine_threadsafe(_sender["queue"].join(), _sender["loop"]).result(timeout)
+        return True
+    except (TimeoutError, concurrent.futures.TimeoutError):
+        return False
+
+
+atexit.register(flush_sends, 2.0)  # a management command's last pushes are not lost with its sender thread
 
 
 def send_on_commit(group, message):

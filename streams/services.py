@@ -14,7 +14,9 @@ def record_action(*, actor, action, room=None, target="", reason="", outcome=Con
 
     `actor` is a user or None (then `actor_label` says who: "auto", "mediaworker", ...).
     """
-    with transaction.atomic():
+    # No savepoint inside the caller's transaction: if the audit row fails, the whole action rolls back
+    # (an action without its audit row must not commit), and a click saves two round trips.
+    with transaction.atomic(savepoint=False):
         row = ControlAction.objects.create(
             actor=actor if getattr(actor, "is_authenticated", False) else None,
             actor_label=actor_label or ("" if getattr(actor, "is_authenticated", False) else "system"),

@@ -219,3 +219,27 @@ async def test_a_broadcast_from_a_worker_thread_does_not_wait_for_the_busy_event
     await worker
     assert (await asyncio.wait_for(layer.receive(channel), 5))["n"] == 1
     await layer.group_discard("busy-loop-test", channel)
+
+
+async def test_broadcasts_from_sync_code_arrive_in_the_order_they_were_committed(settings):
+    """send_to_group returns at once (a click does not wait for Redis); one sender per process keeps order."""
+    if settings.EMBEDDED:
+        pytest.skip("needs REDIS_URL")
+    from asgiref.sync import sync_to_async
+    from channels.layers import get_channel_layer
+
+    from streams.events import flush_sends, send_to_group
+
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    await layer.group_add("order-test", channel)
+
+    def commits():
+        for n in range(60):
+            send_to_group("order-test", {"type": "control.action", "n": n})
+        return flush_sends()
+
+    assert await sync_to_async(commits, thread_sensitive=False)()
+    received = [(await asyncio.wait_for(layer.receive(channel), 5))["n"] for _ in range(60)]
+    assert received == list(range(60))
+    await layer.group_discard("order-test", channel)
