@@ -18,6 +18,7 @@ Prints the figures and writes docs/benchmarks/wall.md.
 import argparse
 import asyncio
 import collections
+import gc
 import json
 import math
 import os
@@ -220,7 +221,9 @@ def dashboards_process(url, cookie, count, conn):
         while not all(d.ws for d in dashboards):
             await asyncio.sleep(0.05)
         conn.send("connected")
+        gc.disable()  # a load generator's own collection pause would count against the server
         await asyncio.get_running_loop().run_in_executor(None, conn.recv)
+        gc.enable()
         stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)
         conn.send([d.result() for d in dashboards])
@@ -275,6 +278,7 @@ async def phase_wall(base_ws, cookie, n_rooms, n_dash, seconds, clicks, daphne_p
             await asyncio.sleep(0.1)
 
     click_task = asyncio.create_task(click_loop())
+    gc.disable()  # as in the dashboard processes: no load-generator pauses inside the measured window
     start = time.monotonic()
     loadgen_pids = [os.getpid(), *(proc.pid for proc, _conn in workers)]
     cpu_daphne, cpu_self = cpu_seconds(daphne_pid), sum(cpu_seconds(pid) for pid in loadgen_pids)
@@ -317,6 +321,7 @@ async def phase_wall(base_ws, cookie, n_rooms, n_dash, seconds, clicks, daphne_p
     machine_end = machine_cpu()
     machine_busy = 100 * (machine_end[0] - machine_start[0]) / max(1, machine_end[1] - machine_start[1])
     await asyncio.sleep(3.0)  # the last frames arrive (the figure below says how long they took)
+    gc.enable()
     stop.set()
     for _proc, conn in workers:
         conn.send("stop")
@@ -413,9 +418,13 @@ async def time_to_last(sockets, trigger, marker, timeout=30):
 
     waiters = [asyncio.create_task(one(ws)) for ws in sockets]
     await asyncio.sleep(0.2)
+    gc.disable()  # 10,000 client sockets: a collection here paused this process for up to 0.9 s
     t0 = time.monotonic()
-    await trigger()
-    await asyncio.gather(*waiters)
+    try:
+        await trigger()
+        await asyncio.gather(*waiters)
+    finally:
+        gc.enable()
     missed = len(sockets) - len(arrivals)
     return (max(arrivals) - t0 if arrivals else float("nan")), (statistics.median(arrivals) - t0 if arrivals else 0), missed
 
@@ -431,12 +440,13 @@ async def close_all(sockets):
         await asyncio.gather(*(one(ws) for ws in sockets[i:i + 1000]))
 
 
-async def phase_fanout(base_ws, daphne_pid, n_viewers, rounds):
+async def phase_fanout(base_ws, daphne, n_viewers, rounds):
     from streams.models import LiveRoom
     from streams.viewer_services import pin_announcement, unpin_announcement
 
     from django.utils import timezone
 
+    daphne_pid = daphne.pid
     room = await sync_to_async(LiveRoom.objects.get)(slug="bench-000")
     started_at = timezone.now()
     rss_before = rss_kb(daphne_pid)
@@ -455,6 +465,7 @@ async def phase_fanout(base_ws, daphne_pid, n_viewers, rounds):
     presence_s = time.monotonic() - recorded_at
     await asyncio.sleep(2)
     rss_after = rss_kb(daphne_pid)
+    log_offset = daphne.log_path.stat().st_size
     results = []
     for r in range(rounds):
         marker = f"压测公告{r}-{uuid.uuid4().hex[:6]}"
@@ -469,9 +480,10 @@ async def phase_fanout(base_ws, daphne_pid, n_viewers, rounds):
         last, median, missed = await time_to_last(sockets, trigger, marker)
         results.append((last, median, missed, published.get("s", float("nan"))))
         await asyncio.sleep(1.0)
+    pauses = gc_pauses(daphne.log_path, log_offset)  # from the first round to the last
     await sync_to_async(unpin_announcement)(room=room, actor=None)
     await close_all(sockets)
-    return {
+    return {"gc_pauses": pauses, "gc_thresholds": daphne.gc,
         "viewers": len(sockets), "requested": n_viewers, "handshake_s": handshake_s,
         "last_s": [r[0] for r in results], "median_s": [r[1] for r in results], "missed": [r[2] for r in results],
         "mem_per_socket_kb": (rss_after - rss_before) / max(1, len(sockets)),
@@ -480,7 +492,10 @@ async def phase_fanout(base_ws, daphne_pid, n_viewers, rounds):
 
 
 BASELINE_SERVER = textwrap.dedent('''
-    import asyncio, resource, sys, websockets
+    import asyncio, gc, resource, sys, websockets
+    if sys.argv[3] != "python":  # the same garbage-collector settings as our web process (fair comparison)
+        gc.set_threshold(*map(int, sys.argv[3].split(",")))
+    gc.collect(); gc.freeze()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE); resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     clients = set()
     async def handler(ws):
@@ -503,7 +518,9 @@ BASELINE_SERVER = textwrap.dedent('''
 
 async def phase_baseline(n_viewers, rounds, message_len):
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-c", BASELINE_SERVER, str(port), "600"], preexec_fn=raise_nofile)
+    thresholds = ",".join(map(str, settings.GC_THRESHOLDS)) if settings.GC_THRESHOLDS else "python"
+    proc = subprocess.Popen([sys.executable, "-c", BASELINE_SERVER, str(port), "600", thresholds],
+                            preexec_fn=raise_nofile)
     try:
         wait_port(port)
         rss_before = rss_kb(proc.pid)
@@ -534,16 +551,47 @@ async def phase_baseline(n_viewers, rounds, message_len):
 # --- main -------------------------------------------------------------------------------------------
 
 
-def start_daphne(port):
-    env = dict(os.environ)
+def start_daphne(port, log_name="wall_bench_daphne.log", **env_overrides):
+    env = dict(os.environ, **env_overrides)
+    env.setdefault("GC_THRESHOLDS", ",".join(map(str, settings.GC_THRESHOLDS or ())) or "python")
     env.setdefault("LOG_LEVEL", "WARNING")
-    log = open(ROOT / "bench" / "wall_bench_daphne.log", "w")
-    return subprocess.Popen([sys.executable, "-m", "daphne", "-e", f"tcp:port={port}:interface=127.0.0.1:backlog=1024",
-                             "controlroom.asgi:application"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                            preexec_fn=raise_nofile)
+    log_path = ROOT / "bench" / log_name
+    proc = subprocess.Popen([sys.executable, "-m", "daphne", "-e", f"tcp:port={port}:interface=127.0.0.1:backlog=1024",
+                             "controlroom.asgi:application"], cwd=ROOT, env=env, stdout=open(log_path, "w"),
+                            stderr=subprocess.STDOUT, preexec_fn=raise_nofile)
+    proc.log_path = log_path
+    proc.gc = env["GC_THRESHOLDS"]
+    return proc
 
 
-def write_report(a, a_off, b, c, args):
+def stop_daphne(proc):
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+GC_PAUSE_RE = re.compile(r"gc pause: generation (\d) collection took (\d+) ms")
+
+
+def gc_pauses(log_path, since_offset):
+    """The server's collections of ≥ GC_PAUSE_WARNING_MS logged after byte offset `since_offset`: [(gen, ms)]."""
+    with open(log_path, "rb") as log:
+        log.seek(since_offset)
+        text = log.read().decode(errors="replace")
+    return [(int(g), int(ms)) for g, ms in GC_PAUSE_RE.findall(text)]
+
+
+def fanout_row(design, r):
+    pauses = r.get("gc_pauses")  # None: not measured (the baseline server logs none)
+    return (f"| {design} | {r['viewers']} | {r['handshake_s']:.1f} s | "
+            f"{statistics.median(r['last_s']) * 1000:.0f} ms | {', '.join(f'{x * 1000:.0f}' for x in r['last_s'])} ms | "
+            f"{statistics.median(r['median_s']) * 1000:.0f} ms | {sum(r['missed'])} | {r['mem_per_socket_kb']:.1f} KB | "
+            + ("– |" if pauses is None else f"{len(pauses)}, max {max(ms for _g, ms in pauses)} ms |" if pauses else "0 |"))
+
+
+def write_report(a, a_off, b, b_python_gc, c, args):
     ratio = statistics.median(b["last_s"]) / statistics.median(c["last_s"]) if c and b else float("nan")
     lines = [
         "# Wall and viewer fan-out benchmark",
@@ -598,14 +646,14 @@ def write_report(a, a_off, b, c, args):
         "",
         "## Announcement fan-out to viewer sockets",
         "",
-        "| design | sockets | handshakes | time to last socket (p50 of rounds) | all rounds | median socket | missed | memory per idle socket |",
-        "|---|---|---|---|---|---|---|---|",
-        f"| ours: Daphne, one Redis SUBSCRIBE per process, local socket set | {b['viewers']} | {b['handshake_s']:.1f} s | "
-        f"{statistics.median(b['last_s']) * 1000:.0f} ms | {', '.join(f'{x * 1000:.0f}' for x in b['last_s'])} ms | "
-        f"{statistics.median(b['median_s']) * 1000:.0f} ms | {sum(b['missed'])} | {b['mem_per_socket_kb']:.1f} KB |",
-        f"| baseline: bare `websockets.broadcast()` | {c['viewers']} | {c['handshake_s']:.1f} s | "
-        f"{statistics.median(c['last_s']) * 1000:.0f} ms | {', '.join(f'{x * 1000:.0f}' for x in c['last_s'])} ms | "
-        f"{statistics.median(c['median_s']) * 1000:.0f} ms | {sum(c['missed'])} | {c['mem_per_socket_kb']:.1f} KB |",
+        "| design | sockets | handshakes | time to last socket (p50 of rounds) | all rounds | median socket | missed "
+        "| memory per idle socket | server GC pauses ≥ 100 ms during the rounds |",
+        "|---|---|---|---|---|---|---|---|---|",
+        fanout_row(f"ours: Daphne, one Redis SUBSCRIBE per process, local socket set (GC thresholds {b['gc_thresholds']})",
+                   b),
+        *([fanout_row("ours, the same code on Python's default GC thresholds (comparison)", b_python_gc)]
+          if b_python_gc else []),
+        fanout_row("baseline: bare `websockets.broadcast()` (same GC settings as ours)", c),
         "",
         f"Ratio ours / baseline (time to last socket): **{ratio:.2f}×**. Target: ≤ 2 s to the last socket.",
         "Our time starts before the service call (transaction, audit row, render once, Redis PUBLISH); that call took "
@@ -639,14 +687,19 @@ async def main(args):
         a_off = await phase_wall(base_ws, cookie, args.rooms, args.dashboards, args.seconds, 0, daphne.pid,
                                  producer="spread")
         print("wall (samples off the beat):", a_off, flush=True)
-        b = await phase_fanout(base_ws, daphne.pid, args.viewers, args.rounds)
+        b = await phase_fanout(base_ws, daphne, args.viewers, args.rounds)
         print("fanout:", b, flush=True)
+        stop_daphne(daphne)
+        b_python_gc = None
+        if args.compare_python_gc:
+            # The same fan-out from a fresh process left on Python's default collector (the comparison).
+            port = free_port()
+            daphne = start_daphne(port, "wall_bench_daphne_python_gc.log", GC_THRESHOLDS="python")
+            wait_port(port)
+            b_python_gc = await phase_fanout(f"ws://127.0.0.1:{port}", daphne, args.viewers, args.rounds)
+            print("fanout, Python's default GC:", b_python_gc, flush=True)
     finally:
-        daphne.terminate()
-        try:
-            daphne.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            daphne.kill()
+        stop_daphne(daphne)
         await sync_to_async(teardown_rooms)()
     from django.template.loader import render_to_string
 
@@ -654,7 +707,7 @@ async def main(args):
                                                                                      "kind": "info", "pk": 1}}))
     c = await phase_baseline(args.viewers, args.rounds, message_len)
     print("baseline:", c, flush=True)
-    write_report(a, a_off, b, c, args)
+    write_report(a, a_off, b, b_python_gc, c, args)
 
 
 if __name__ == "__main__":
@@ -665,4 +718,6 @@ if __name__ == "__main__":
     parser.add_argument("--clicks", type=int, default=100)
     parser.add_argument("--viewers", type=int, default=10000)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--no-compare-python-gc", dest="compare_python_gc", action="store_false",
+                        help="skip the fan-out on a second server left on Python's default GC thresholds")
     asyncio.run(main(parser.parse_args()))
