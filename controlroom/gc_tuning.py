@@ -16,7 +16,7 @@ import time
 
 logger = logging.getLogger(__name__)
 
-_watch = {"installed": False, "started": 0.0, "warn_ms": 100}
+_watch = {"started": 0.0, "warn_ms": 100}
 
 
 def parse_thresholds(raw):
@@ -45,15 +45,13 @@ def tune_for_many_sockets(thresholds, pause_warning_ms):
 def watch_pauses(warn_ms):
     """Log every collection slower than warn_ms: a paused process delays every socket it serves."""
     _watch["warn_ms"] = warn_ms
-    if not _watch["installed"]:
+    if _on_collection not in gc.callbacks:
         gc.callbacks.append(_on_collection)
-        _watch["installed"] = True
 
 
 def unwatch_pauses():
-    if _watch["installed"]:
+    if _on_collection in gc.callbacks:
         gc.callbacks.remove(_on_collection)
-        _watch["installed"] = False
 
 
 def _on_collection(phase, info):

@@ -3,7 +3,6 @@ media worker's health samples to the wall."""
 
 import asyncio
 import atexit
-import concurrent.futures
 import json
 import logging
 import os
@@ -78,7 +77,7 @@ def flush_sends(timeout=5.0):
     try:
         asyncio.run_coroutine_threadsafe(_sender["queue"].join(), _sender["loop"]).result(timeout)
         return True
-    except (TimeoutError, concurrent.futures.TimeoutError):
+    except TimeoutError:  # concurrent.futures.TimeoutError is this class since Python 3.11
         return False
 
 
