@@ -296,12 +296,13 @@ async def main(args):
     from django.core.management import call_command
 
     from streams.media import ice
+    from streams.mediaworker import ice as ice_settings
     from streams.tests.media_support import Http, Viewer
 
     assert not settings.MEDIA_WORKER_EMBEDDED, "set REDIS_URL: the benchmark runs the worker as its own process"
     (ROOT / "test-artifacts").mkdir(exist_ok=True)
     await sync_to_async(call_command)("migrate", verbosity=0)
-    ice.configure_from_settings()
+    ice_settings.configure_from_settings()
     slug = f"bench-{int(time.time())}"
     room = await sync_to_async(make_room)(slug)
     http = Http()

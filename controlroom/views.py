@@ -23,7 +23,7 @@ def _check_channel_layer():
     layer = get_channel_layer()
 
     async def round_trip():
-        channel = await layer.new_channel()  # default prefix: see streams/media/client.py
+        channel = await layer.new_channel()  # default prefix: see streams/mediaworker/client.py
         nonce = uuid.uuid4().hex
         await layer.send(channel, {"type": "healthz", "nonce": nonce})
         message = await layer.receive(channel)

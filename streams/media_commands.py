@@ -30,7 +30,7 @@ def _check_actor(actor, *roles, what):
 
 
 def _ask_worker(*, room, action, target, actor, reason, actor_label, op, **kwargs):
-    from .media import client
+    from .mediaworker import client
     from .media.engine import CommandError
     from .services import record_action
 
@@ -130,18 +130,19 @@ def inject_demo_fault(*, room, line_role, fault, actor=None, duration_s=None):
     """Demo only: make `simulate_streams` misbehave on one line (stall, black, silence, weak, none)."""
     _check_actor(actor, OPS, TECH_SUPPORT, what="inject demo fault")
     from .media import simulator
+    from .mediaworker import demo
     from .services import record_action
 
     if line_role not in LINE_ROLES or fault not in simulator.FAULTS:
         raise MediaCommandError(f"use a line in {LINE_ROLES} and a fault in {simulator.FAULTS}")
-    simulator.write_fault(room.slug, line_role, fault, duration_s)
+    demo.write_fault(room.slug, line_role, fault, duration_s)
     return record_action(actor=actor, actor_label="" if actor else "system", action="inject_demo_fault", room=room,
                          target=line_role, reason=f"demo: {fault}", detail={"fault": fault, "duration_s": duration_s})
 
 
 def reload_media_settings(*, room):
     """Tell the media worker to re-read the room's failover settings / slate now (else within ~3 s)."""
-    from .media import client
+    from .mediaworker import client
 
     try:
         return client.call_sync("reload", room.slug)

@@ -8,7 +8,7 @@ from django.http import HttpResponse
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 
-from .media import client
+from .mediaworker import client
 from .media.engine import BadOffer, CommandError, OutputFull, validate_offer
 from .models import IngestLine, LiveRoom
 

@@ -1,5 +1,5 @@
 """The aiortc media worker: WHIP ingest, program switcher, encode-once WHEP fan-out, failover, health.
 
-engine.py knows nothing about Django; bridge.py is the only module that touches models/services;
-client.py is how the web process reaches the engine (in-process or over the channel layer).
+Nothing in this package imports Django (a test checks): streams.mediaworker is its Django side
+(bridge: models/services; client: how the web process reaches the engine; worker: the process).
 """

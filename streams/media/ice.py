@@ -1,7 +1,8 @@
 """Explicit ICE configuration for every aiortc peer connection the worker creates.
 
 aiortc falls back to a public STUN server when no ICE servers are given, and aioice never
-gathers loopback addresses by itself: both are fixed here, from settings.
+gathers loopback addresses by itself: both are fixed here, from what the caller passes to configure()
+(streams.mediaworker.ice reads the Django settings).
 """
 
 import ipaddress
@@ -32,12 +33,6 @@ def configure(ice_servers=None, host_addresses=None):
 
 
 _ice_servers = []
-
-
-def configure_from_settings():
-    from django.conf import settings
-
-    configure(getattr(settings, "MEDIA_ICE_SERVERS", []), getattr(settings, "MEDIA_HOST_ADDRESSES", ["127.0.0.1"]))
 
 
 def rtc_configuration():

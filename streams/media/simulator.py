@@ -31,20 +31,14 @@ DEMO_WIDTH, DEMO_HEIGHT, DEMO_FPS = 320, 180, 15
 CLIP_SECONDS = 2
 
 
-def fault_dir():
-    from django.conf import settings
-
-    return Path(settings.MEDIA_ROOT) / "demo-faults"
+def fault_file(directory, room_slug, line_role):
+    return Path(directory) / f"{room_slug}--{line_role}.json"
 
 
-def fault_file(room_slug, line_role):
-    return fault_dir() / f"{room_slug}--{line_role}.json"
-
-
-def write_fault(room_slug, line_role, fault, duration_s=None):
+def write_fault(directory, room_slug, line_role, fault, duration_s=None):
     if fault not in FAULTS:
         raise ValueError(f"unknown fault {fault!r}; use one of {', '.join(FAULTS)}")
-    path = fault_file(room_slug, line_role)
+    path = fault_file(directory, room_slug, line_role)
     path.parent.mkdir(parents=True, exist_ok=True)
     until = time.time() + duration_s if duration_s else None
     tmp = path.with_suffix(".tmp")
@@ -52,9 +46,11 @@ def write_fault(room_slug, line_role, fault, duration_s=None):
     tmp.replace(path)
 
 
-def read_fault(room_slug, line_role):
+def read_fault(directory, room_slug, line_role):
+    if directory is None:
+        return "none"
     try:
-        data = json.loads(fault_file(room_slug, line_role).read_text())
+        data = json.loads(fault_file(directory, room_slug, line_role).read_text())
     except (OSError, ValueError):
         return "none"
     if data.get("until") and time.time() > data["until"]:
@@ -164,8 +160,9 @@ class LoopTrack(MediaStreamTrack):
 
 
 class SimulatedLine:
-    def __init__(self, base_url, room_slug, role, token, index):
+    def __init__(self, base_url, room_slug, role, token, index, fault_dir=None):
         self.base_url, self.room_slug, self.role, self.token, self.index = base_url, room_slug, role, token, index
+        self.fault_dir = fault_dir  # where the demo's fault files are (None: no faults)
         rgb = line_colour(index, role)
         self.video_clips = {"normal": encode_clip(rgb), "black": encode_clip(rgb, black=True)}
         freq = 330 + 110 * index + (0 if role == "primary" else 55)
@@ -217,7 +214,7 @@ class SimulatedLine:
     async def run(self, stop):
         """Stay published: reconnect when the server drops us (restart_line) or is not up yet."""
         while not stop.is_set():
-            self.fault = read_fault(self.room_slug, self.role)
+            self.fault = read_fault(self.fault_dir, self.room_slug, self.role)
             if self.pc is None or self.pc.connectionState in ("failed", "closed"):
                 if self.pc is not None:
                     await self.pc.close()

@@ -18,7 +18,7 @@ from django.db import IntegrityError, close_old_connections, transaction
 from django.utils import timezone, translation
 
 from .. import snapshots
-from .engine import CommandError, Hooks, OutputConfig, RoomSettings
+from ..media.engine import CommandError, Hooks, OutputConfig, RoomSettings
 
 logger = logging.getLogger(__name__)
 

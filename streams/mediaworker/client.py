@@ -11,7 +11,7 @@ import threading
 from asgiref.sync import async_to_sync, sync_to_async
 from django.conf import settings
 
-from .engine import BadOffer, CommandError, MediaEngine, OutputFull
+from ..media.engine import BadOffer, CommandError, MediaEngine, OutputFull
 
 WORKER_CHANNEL_PREFIX = "mediaworker."
 REQUEST_TIMEOUT_S = 10.0

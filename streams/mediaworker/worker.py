@@ -16,7 +16,7 @@ from django.conf import settings
 from . import ice
 from .bridge import DjangoHooks, claim_rooms, output_config_from_settings, release_rooms, run_db
 from .client import WORKER_CHANNEL_PREFIX
-from .engine import BadOffer, CommandError, MediaEngine, OutputFull
+from ..media.engine import BadOffer, CommandError, MediaEngine, OutputFull
 
 logger = logging.getLogger(__name__)
 

@@ -6,8 +6,8 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.db import connections
 
-from streams.media import client
-from streams.media.bridge import close_db
+from streams.mediaworker import client
+from streams.mediaworker.bridge import close_db
 
 
 @pytest.fixture

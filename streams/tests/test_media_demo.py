@@ -12,7 +12,7 @@ from django.core.management import call_command
 
 from conftest import ROOT
 from streams import services
-from streams.media import simulator
+from streams.mediaworker import demo
 from streams.models import ControlAction, LiveRoom
 
 from .media_support import Http, Viewer
@@ -52,7 +52,7 @@ async def test_simulated_lines_fail_over_when_a_fault_is_injected(embedded_daphn
         room = await sync_to_async(LiveRoom.objects.get)(slug="snacks-02")
         action = await sync_to_async(services.inject_demo_fault)(room=room, line_role="primary", fault="stall",
                                                                   actor=operator, duration_s=20)
-        assert action.action == "inject_demo_fault" and simulator.read_fault("snacks-02", "primary") == "stall"
+        assert action.action == "inject_demo_fault" and demo.read_fault("snacks-02", "primary") == "stall"
         deadline = time.monotonic() + 10
         switched = None
         while time.monotonic() < deadline and switched is None:
@@ -62,7 +62,7 @@ async def test_simulated_lines_fail_over_when_a_fault_is_injected(embedded_daphn
         assert switched is not None and switched.target == "backup" and switched.actor_label == "auto"
         # and the command line clears it
         await sync_to_async(call_command)("simulate_streams", inject="snacks-02/primary/none")
-        assert simulator.read_fault("snacks-02", "primary") == "none"
+        assert demo.read_fault("snacks-02", "primary") == "none"
     finally:
         if viewer is not None and viewer.pc is not None:
             await viewer.close()
@@ -75,11 +75,11 @@ def test_operator_injects_a_demo_fault_from_the_ui(client, room, operator, outsi
     url = f"/rooms/{room.slug}/demo-fault"
     client.force_login(outsider)
     assert client.post(url, {"line": "primary", "fault": "stall"}).status_code == 403
-    assert simulator.read_fault(room.slug, "primary") == "none"
+    assert demo.read_fault(room.slug, "primary") == "none"
     client.force_login(operator)
     assert client.post(url, {"line": "primary", "fault": "melt"}).status_code == 400
     response = client.post(url, {"line": "primary", "fault": "black", "seconds": "30"})
-    assert response.status_code == 200 and simulator.read_fault(room.slug, "primary") == "black"
+    assert response.status_code == 200 and demo.read_fault(room.slug, "primary") == "black"
     action = ControlAction.objects.get(action="inject_demo_fault")
     assert action.actor == operator and action.target == "primary" and action.detail["duration_s"] == 30
     assert client.get(url).status_code == 405

@@ -8,7 +8,7 @@ from asgiref.sync import sync_to_async
 
 from streams.models import Alert, ControlAction, LiveRoom
 
-from streams.media import client
+from streams.mediaworker import client
 
 from .media_fixtures import media, stop_media  # noqa: F401
 from .media_support import Http, Publisher, Viewer

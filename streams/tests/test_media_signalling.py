@@ -88,7 +88,7 @@ async def test_viewers_beyond_the_output_cap_are_told_to_come_back_later(media, 
 
 
 async def test_a_viewers_picture_loss_indication_reaches_the_shared_encoder(http, room):
-    from streams.media import client
+    from streams.mediaworker import client
 
     publisher = await Publisher(http, room.slug, "primary", room.tokens["primary"], "red").start()
     viewer = await Viewer(http, room.slug).start()

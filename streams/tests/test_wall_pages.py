@@ -130,7 +130,7 @@ def test_mute_preference_is_stored_per_user(client, room, operator):
 
 
 def test_an_automatic_failover_alert_reads_in_each_operators_language(client, room, operator):
-    from streams.media.bridge import record_auto_switch
+    from streams.mediaworker.bridge import record_auto_switch
     from streams.models import Alert
 
     record_auto_switch(room.slug, {"from": "primary", "to": "backup", "latency_ms": 180}, "input_loss")

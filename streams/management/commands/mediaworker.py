@@ -15,7 +15,7 @@ class Command(BaseCommand):
     def handle(self, *args, worker_id=None, max_rooms=None, **options):
         if settings.MEDIA_WORKER_EMBEDDED:
             raise CommandError("REDIS_URL is not set: the media worker runs inside the web server (embedded mode).")
-        from streams.media.worker import MediaWorker
+        from streams.mediaworker.worker import MediaWorker
 
         worker = MediaWorker(worker_id=worker_id, max_rooms=max_rooms)
         self.stdout.write(f"media worker {worker.worker_id} starting")

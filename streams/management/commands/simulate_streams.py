@@ -22,11 +22,12 @@ class Command(BaseCommand):
 
     def handle(self, *args, url, rooms, lines, duration, inject, for_s, **options):
         from streams.media import simulator
+        from streams.mediaworker import demo
 
         if inject:
             try:
                 room, line, fault = inject.split("/")
-                simulator.write_fault(room, line, fault, for_s)
+                demo.write_fault(room, line, fault, for_s)
             except ValueError as exc:
                 raise CommandError(f"--inject expects ROOM/LINE/FAULT with fault in {simulator.FAULTS}: {exc}")
             self.stdout.write(f"{room}/{line}: {fault}" + (f" for {for_s:g} s" if for_s else ""))
@@ -35,7 +36,7 @@ class Command(BaseCommand):
         wanted = [s for s in rooms.split(",") if s] or [slug for slug, *_ in DEMO_ROOMS]
         index_of = {slug: i for i, (slug, *_) in enumerate(DEMO_ROOMS)}
         roles = [r for r in lines.split(",") if r]
-        from streams.media import ice
+        from streams.mediaworker import ice
 
         ice.configure_from_settings()
         self.stdout.write(f"publishing {len(wanted)} rooms x {len(roles)} lines to {url} "
@@ -49,7 +50,7 @@ class Command(BaseCommand):
             if duration:
                 loop.call_later(duration, stop.set)
             sims = [simulator.SimulatedLine(url.rstrip("/"), slug, role, demo_publish_token(slug, role),
-                                            index_of.get(slug, 0))
+                                            index_of.get(slug, 0), demo.fault_dir())
                     for slug in wanted for role in roles]
             await asyncio.gather(*(sim.run(stop) for sim in sims))
 
