@@ -1,0 +1,239 @@
+"""Ingest: one Line per role (primary, backup) drains its publisher's decoded frames continuously
+(hot standby), keeps the newest picture and analyses it (luma, freeze, black, silence, rate)."""
+
+import asyncio
+import logging
+import math
+import time
+from collections import deque
+
+import av
+import numpy as np
+from aiortc.mediastreams import MediaStreamError
+
+from .common import AUDIO_RATE, AUDIO_SAMPLES, LINE_AUDIO_BUFFER, RECEIVE_QUEUE_KEEP, VIDEO_CLOCK
+
+logger = logging.getLogger(__name__)
+
+
+def luma_sample(frame):
+    """Mean luma and a coarse (every 8th pixel) luma grid used to detect frozen pictures."""
+    if frame.format.name not in ("yuv420p", "yuvj420p", "nv12", "yuv422p", "yuv444p"):
+        frame = frame.reformat(format="yuv420p")
+    plane = frame.planes[0]
+    arr = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[: frame.height, : frame.width]
+    grid = arr[::8, ::8]
+    return float(grid.mean()), grid.astype(np.int16)
+
+def audio_dbfs(frame):
+    samples = frame.to_ndarray().astype(np.float32)
+    if samples.size == 0:
+        return -120.0
+    rms = math.sqrt(float(np.mean(samples * samples)))
+    return max(-120.0, 20 * math.log10(rms / 32768.0 + 1e-12))
+
+class Line:
+    """One ingest line (primary or backup): the current publisher, its decoded frames and health."""
+
+    def __init__(self, room, role):
+        self.room, self.role = room, role
+        self.pc = None
+        self.session_id = None
+        self.connected = False
+        self.tasks = set()
+        self.reset_media()
+        self.ever_had_frame = False
+        self.healthy_since = None
+        self.prev_stats = None
+        self.stats = {"bitrate_kbps": 0.0, "loss_pct": 0.0, "jitter_ms": 0.0}
+
+    def reset_media(self):
+        self.latest = None
+        self.seq = 0
+        self.last_frame_at = None
+        self.frame_times = deque(maxlen=240)
+        self.width = self.height = None
+        self.luma = None
+        self.prev_grid = None
+        self.still_since = None
+        self.black_since = None
+        self.audio = deque(maxlen=LINE_AUDIO_BUFFER)
+        self.dbfs = None
+        self.quiet_since = None
+        self.has_audio = False
+        self.last_audio_at = None
+
+    # analysis of each decoded frame (runs on the loop; cheap: a 1/64 luma grid)
+    def on_video_frame(self, frame, now):
+        luma, grid = luma_sample(frame)
+        settings = self.room.settings
+        if self.prev_grid is not None and self.prev_grid.shape == grid.shape:
+            changed = float(np.abs(grid - self.prev_grid).mean()) >= 0.35
+        else:
+            changed = True
+        self.prev_grid = grid
+        self.still_since = None if changed else (self.still_since or now)
+        self.black_since = (self.black_since or now) if luma < settings.black_luma_threshold else None
+        self.luma = luma
+        self.latest = frame
+        self.seq += 1
+        self.last_frame_at = now
+        self.frame_times.append(now)
+        self.width, self.height = frame.width, frame.height
+        self.ever_had_frame = True
+
+    def on_audio_frame(self, frame, now):
+        self.has_audio = True
+        self.last_audio_at = now
+        self.dbfs = audio_dbfs(frame)
+        quiet = self.dbfs < self.room.settings.silence_dbfs
+        self.quiet_since = (self.quiet_since or now) if quiet else None
+        self.audio.append(frame)
+
+    @property
+    def has_picture(self):
+        return self.connected and self.latest is not None
+
+    def fps(self, now, window=1.0):
+        return float(sum(1 for t in self.frame_times if now - t <= window)) / window
+
+    def trigger(self, now):
+        """The failover trigger this line currently meets, or None when healthy."""
+        s = self.room.settings
+        if not self.connected or self.last_frame_at is None or (now - self.last_frame_at) * 1000 >= s.input_loss_ms:
+            return "input_loss"
+        if self.still_since is not None and (now - self.still_since) * 1000 >= s.frozen_ms:
+            return "frozen"
+        if self.black_since is not None and (now - self.black_since) * 1000 >= s.black_ms:
+            return "black"
+        # Silence is a cause of its own only while the picture still flows: when both stop, the line has
+        # lost its input, and saying "silence" first (silence_ms may be shorter) would misname the incident.
+        picture_flowing = (now - self.last_frame_at) * 1000 < s.input_loss_ms / 2
+        if self.has_audio and picture_flowing:
+            if self.quiet_since is not None and (now - self.quiet_since) * 1000 >= s.silence_ms:
+                return "silence"
+            if self.last_audio_at is not None and (now - self.last_audio_at) * 1000 >= s.silence_ms:
+                return "silence"
+        return None
+
+    def health(self, now):
+        s = self.room.settings
+        age = None if self.last_frame_at is None else round((now - self.last_frame_at) * 1000)
+        frozen = self.still_since is not None and (now - self.still_since) * 1000 >= min(s.frozen_ms, 1000)
+        black = self.black_since is not None and (now - self.black_since) * 1000 >= min(s.black_ms, 1000)
+        silent = self.has_audio and (
+            (self.quiet_since is not None and (now - self.quiet_since) * 1000 >= min(s.silence_ms, 1000))
+            or (self.last_audio_at is not None and now - self.last_audio_at >= 1.0)
+        )
+        trigger = self.trigger(now)
+        if trigger == "input_loss":
+            state = "down"
+        elif trigger or frozen or black or silent or self.stats["loss_pct"] > 5:
+            state = "degraded"
+        else:
+            state = "ok"
+        return {
+            "connected": self.connected,
+            "bitrate_kbps": round(self.stats["bitrate_kbps"], 1),
+            "fps": round(self.fps(now), 1),
+            "width": self.width,
+            "height": self.height,
+            "loss_pct": round(self.stats["loss_pct"], 2),
+            "jitter_ms": round(self.stats["jitter_ms"], 1),
+            "last_frame_age_ms": age,
+            "frozen": frozen,
+            "black": black,
+            "silent": bool(silent),
+            "audio_dbfs": None if self.dbfs is None else round(self.dbfs, 1),
+            "luma": None if self.luma is None else round(self.luma, 1),
+            "state": state,
+            "trigger": trigger,
+        }
+
+    async def update_stats(self, elapsed_s):
+        """Bitrate, loss and jitter from aiortc's inbound-rtp stats (jitter is in RTP clock units)."""
+        if self.pc is None or not self.connected:
+            self.stats = {"bitrate_kbps": 0.0, "loss_pct": 0.0, "jitter_ms": 0.0}
+            self.prev_stats = None
+            return
+        try:
+            report = await self.pc.getStats()
+        except Exception:
+            return
+        total_bytes = received = lost = 0
+        jitter_ms = 0.0
+        for stat in report.values():
+            kind = getattr(stat, "type", "")
+            if kind == "transport":
+                total_bytes += getattr(stat, "bytesReceived", 0) or 0
+            if kind != "inbound-rtp":
+                continue
+            received += stat.packetsReceived or 0
+            lost += max(0, stat.packetsLost or 0)
+            clock_rate = VIDEO_CLOCK if stat.kind == "video" else AUDIO_RATE
+            if stat.kind == "video" or not jitter_ms:
+                jitter_ms = max(jitter_ms, (stat.jitter or 0) * 1000.0 / clock_rate)
+        if self.prev_stats is not None and elapsed_s > 0:
+            pb, pr, pl = self.prev_stats
+            d_bytes, d_recv, d_lost = total_bytes - pb, received - pr, lost - pl
+            self.stats["bitrate_kbps"] = max(0.0, d_bytes * 8 / 1000.0 / elapsed_s)
+            denominator = d_recv + d_lost
+            self.stats["loss_pct"] = 100.0 * d_lost / denominator if denominator > 0 and d_lost > 0 else 0.0
+        self.stats["jitter_ms"] = jitter_ms
+        self.prev_stats = (total_bytes, received, lost)
+
+    async def attach(self, pc, session_id):
+        """A publisher connected: drain its tracks continuously (hot standby)."""
+        replaced = self.pc
+        self.pc, self.session_id = pc, session_id
+        self.prev_stats = None
+        if replaced is not None:
+            await self._close_pc(replaced)
+        return replaced is not None
+
+    async def _close_pc(self, pc):
+        try:
+            await pc.close()
+        except Exception:
+            logger.exception("closing a publisher connection failed")
+
+    async def detach(self, reason):
+        pc, self.pc, self.session_id = self.pc, None, None
+        self.connected = False
+        if pc is not None:
+            await self._close_pc(pc)
+
+    def start_drain(self, pc, track):
+        task = asyncio.ensure_future(self._drain(pc, track))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _drain(self, pc, track):
+        """Read every decoded frame as it arrives, keeping aiortc's receive queue short."""
+        resampler = None
+        if track.kind == "audio":
+            resampler = av.AudioResampler(format="s16", layout="stereo", rate=AUDIO_RATE, frame_size=AUDIO_SAMPLES)
+        queue = getattr(track, "_queue", None)
+        try:
+            while True:
+                frame = await track.recv()
+                # bounded: if we fell behind, skip to the newest decoded frames
+                if track.kind == "video" and queue is not None:
+                    while queue.qsize() > RECEIVE_QUEUE_KEEP:
+                        newer = queue.get_nowait()
+                        if newer is None:
+                            raise MediaStreamError
+                        frame = newer
+                if pc is not self.pc:
+                    return  # replaced publisher: stop reading its frames
+                now = time.monotonic()
+                if track.kind == "video":
+                    self.on_video_frame(frame, now)
+                    self.room.video_arrived(self.role)
+                else:
+                    for out in resampler.resample(frame):
+                        self.on_audio_frame(out, now)
+        except MediaStreamError:
+            pass
+        except Exception:
+            logger.exception("%s/%s: %s drain failed", self.room.slug, self.role, track.kind)

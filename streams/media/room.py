@@ -1,0 +1,542 @@
+"""One room: its two lines, the program source, the program output, failover and health."""
+
+import asyncio
+import logging
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+
+from aiortc import RTCRtpSender, RTCSessionDescription
+from aiortc.sdp import candidate_from_sdp
+
+from .. import cadence
+from . import ice
+from .common import AUDIO_RATE, AUDIO_SAMPLES, LINE_ROLES, SOURCES, BadOffer, CommandError, OutputFull
+from .ingest import Line
+from .offers import validate_offer
+from .output import ProgramOutput, SlateSource, StockViewerTrack, ViewerTrack, encode_thumbnail, silence_frame
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class PendingAck:
+    target: str
+    started: float
+    future: asyncio.Future
+    extra: dict = field(default_factory=dict)
+
+
+class RoomEngine:
+    """One room: lines, program source, program output, failover, health."""
+
+    def __init__(self, slug, settings, config, hooks):
+        self.slug = slug
+        self.settings = settings
+        self.config = config
+        self.hooks = hooks
+        self.lines = {role: Line(self, role) for role in LINE_ROLES}
+        self.source = settings.program_source if settings.program_source in SOURCES else "primary"
+        self.source_before_slate = settings.source_before_slate
+        self.selected_by = "initial"
+        self.auto_slate = False
+        self.output = ProgramOutput(self, config)
+        self.viewers = {}  # session id -> (pc, tracks)
+        self.pending = []
+        self.frame_arrived = asyncio.Event()
+        self.auto_switch_times = deque()
+        self.holding = False
+        self.slate = self._load_slate()
+        self.last_origin = None
+        self.last_frame = None
+        self.tasks = []
+        self.running = False
+        self.health_snapshot = None
+        self.thumbnail_at = -1e9
+        self.samples = deque(maxlen=10)
+        self.background = set()
+
+    def _load_slate(self):
+        s = self.settings
+        return SlateSource(s.slate_path, s.slate_kind, self.config.width, self.config.height, s.slate_has_audio)
+
+    def start(self):
+        self.running = True
+        loop = asyncio.get_running_loop()
+        loops = (self._video_pump(), self._audio_pump(), self._monitor(), self._health_beat())
+        self.tasks = [loop.create_task(c) for c in loops]
+
+    async def stop(self):
+        self.running = False
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):
+                pass
+        for pc, tracks in list(self.viewers.values()):
+            for t in tracks:
+                t.stop()
+            await pc.close()
+        self.viewers.clear()
+        for line in self.lines.values():
+            await line.detach("room stopped")
+            for task in list(line.tasks):
+                task.cancel()
+        for ack in self.pending:
+            if not ack.future.done():
+                ack.future.set_exception(CommandError("room stopped"))
+        self.slate.close()
+        # let audit/health writes already under way finish (bounded)
+        if self.background:
+            await asyncio.wait(list(self.background), timeout=5)
+
+    def spawn(self, coro):
+        task = asyncio.ensure_future(coro)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+        return task
+
+    def video_arrived(self, role):
+        if role == self.source:
+            self.frame_arrived.set()
+
+    # --- the program pumps ---
+    async def _video_pump(self):
+        loop = asyncio.get_running_loop()
+        interval = 1.0 / self.config.fps
+        repeat_after = max(0.05, 1.5 / self.config.fps)
+        last_emit = 0.0
+        last_seq = {role: -1 for role in LINE_ROLES}
+        while self.running:
+            try:
+                source = self.source
+                line = self.lines.get(source)
+                frame, origin = None, source
+                if line is not None and line.latest is not None:
+                    if line.seq == last_seq[source]:
+                        self.frame_arrived.clear()
+                        wait = max(0.0, last_emit + repeat_after - time.monotonic())
+                        try:
+                            await asyncio.wait_for(self.frame_arrived.wait(), wait)
+                        except asyncio.TimeoutError:
+                            pass
+                        if self.source != source:
+                            continue
+                    # cap at the output frame rate (keep taking the newest frame); a pending switch goes at once
+                    gap = last_emit + interval * 0.9 - time.monotonic()
+                    if gap > 0 and not self._switch_pending(source):
+                        await asyncio.sleep(gap)
+                        if self.source != source:
+                            continue
+                    frame = line.latest
+                    if line.seq == last_seq[source]:
+                        origin = source + ":repeat"
+                    last_seq[source] = line.seq
+                else:
+                    gap = last_emit + interval - time.monotonic()
+                    if gap > 0 and not self._switch_pending(source):
+                        await asyncio.sleep(gap)
+                        if self.source != source:
+                            continue
+                    if source != "slate":
+                        origin = "filler"  # selected line has no picture yet: show the slate, keep the source
+                    frame = self.slate.video_frame()
+                now = time.monotonic()
+                if self.output.video_subs or self.output.raw_subs:
+                    pts = self.output.next_video_pts()
+                    force = self.output._want_keyframe(now)
+                    if force:
+                        self.output.key_wanted = False
+                        self.output.last_key_at = now
+                    packets, encoded = await loop.run_in_executor(None, self.output.encode_video, frame, pts, force)
+                    now = time.monotonic()
+                    self.output.publish_video(packets, pts, now)
+                    for track in list(self.output.raw_subs):
+                        track.offer_frame(encoded)
+                # else: nobody is watching: the frame is on program, but encoding it would only burn CPU
+                last_emit = now
+                self.last_origin = origin
+                self._resolve_acks(origin, now)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("%s: video pump iteration failed", self.slug)
+                await asyncio.sleep(0.1)
+
+    def _switch_pending(self, source):
+        return any(ack.target == source and not ack.future.done() for ack in self.pending)
+
+    def _resolve_acks(self, origin, now):
+        if not self.pending:
+            return
+        remaining = []
+        source, _, repeat = origin.partition(":")
+        for ack in self.pending:
+            if ack.target == source and not ack.future.done():
+                ack.future.set_result({
+                    "first_frame_at": time.time(),
+                    "latency_ms": round((now - ack.started) * 1000.0, 1),
+                    # the new source's newest picture was already shown before (the line is stalled)
+                    **({"stale_picture": True} if repeat else {}),
+                    **ack.extra,
+                })
+            elif not ack.future.done():
+                remaining.append(ack)
+        self.pending = remaining
+
+    async def _audio_pump(self):
+        silence = silence_frame()
+        next_t = time.monotonic()
+        while self.running:
+            try:
+                next_t += AUDIO_SAMPLES / AUDIO_RATE
+                delay = next_t - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                elif delay < -0.2:
+                    next_t = time.monotonic()  # we fell far behind: resync rather than burst
+                source = self.source
+                frame = None
+                line = self.lines.get(source)
+                if line is not None:
+                    while len(line.audio) > 3:  # bound latency: keep the newest 60 ms
+                        line.audio.popleft()
+                    if line.audio:
+                        frame = line.audio.popleft()
+                elif source == "slate":
+                    frame = self.slate.audio_frame()
+                if self.output.audio_subs:  # like video: no listener, no encoding
+                    self.output.encode_audio(frame if frame is not None else silence)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("%s: audio pump iteration failed", self.slug)
+                await asyncio.sleep(0.1)
+
+    # --- monitor: failover every 25 ms; health once a second, on the wall's beat ---
+    async def _monitor(self):
+        while self.running:
+            try:
+                await asyncio.sleep(0.025)
+                self._evaluate_failover(time.monotonic())
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("%s: monitor iteration failed", self.slug)
+
+    async def _health_beat(self):
+        # Sampled just before one of the wall's frame slots (streams/cadence.py), so the sample is
+        # on the dashboards within tens of milliseconds instead of waiting up to a frame interval.
+        last = time.monotonic()
+        while self.running:
+            try:
+                await asyncio.sleep(max(0.0, cadence.next_sample_at(self.slug) - time.time()))
+                now = time.monotonic()
+                elapsed, last = now - last, now
+                await self._publish_health(now, elapsed)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("%s: health sample failed", self.slug)
+
+    async def _publish_health(self, now, elapsed):
+        await asyncio.gather(*(line.update_stats(elapsed) for line in self.lines.values()))
+        program = self.output.health(now, self.source)
+        program["viewers"] = len(self.viewers)
+        program["selected_by"] = self.selected_by
+        program["holding"] = self.holding
+        health = {
+            "at": time.time(),
+            "program": program,
+            "lines": {role: line.health(now) for role, line in self.lines.items()},
+        }
+        self.health_snapshot = health
+        self.spawn(self.hooks.health(self.slug, health, None))
+        if self.config.thumbnail_every_s and now - self.thumbnail_at >= self.config.thumbnail_every_s:
+            self.thumbnail_at = now
+            line = self.lines.get(self.source)
+            picture = line.latest if line is not None and line.latest is not None else self.slate.video_frame()
+            jpeg = await asyncio.get_running_loop().run_in_executor(
+                None, encode_thumbnail, picture, self.config.thumbnail_width, self.config.thumbnail_height)
+            self.spawn(self.hooks.snapshot(self.slug, jpeg))
+
+    def _evaluate_failover(self, now):
+        s = self.settings
+        for line in self.lines.values():
+            if line.trigger(now) is None:
+                line.healthy_since = line.healthy_since or now
+            else:
+                line.healthy_since = None
+        if not s.auto_failover:
+            return
+        source = self.source
+        if source in LINE_ROLES:
+            line = self.lines[source]
+            if not line.ever_had_frame:
+                return  # armed only once this line has been on air
+            trigger = line.trigger(now)
+            if trigger:
+                other = self.lines["backup" if source == "primary" else "primary"]
+                target = other.role if other.latest is not None and other.trigger(now) is None else "slate"
+                detail = {"line": source}
+                if trigger == "input_loss" and line.last_frame_at is not None:
+                    detail["input_gap_ms"] = round((now - line.last_frame_at) * 1000)  # how long no picture came
+                self._auto_switch(target, trigger, now, detail)
+                return
+            self.holding = False  # the program line is healthy again: a later fault may switch
+            if source == "backup" and self.selected_by == "auto" and s.revert_mode == "primary_preferred":
+                primary = self.lines["primary"]
+                if primary.healthy_since is not None and now - primary.healthy_since >= s.revert_after_s:
+                    self._auto_switch("primary", "revert", now, {})
+        elif source == "slate" and self.auto_slate:
+            for role in LINE_ROLES:
+                line = self.lines[role]
+                if line.healthy_since is not None and now - line.healthy_since >= 1.0:
+                    self._auto_switch(role, "recovered", now, {})
+                    return
+
+    def _auto_switch(self, target, trigger, now, detail):
+        s = self.settings
+        while self.auto_switch_times and now - self.auto_switch_times[0] > s.auto_switch_window_s:
+            self.auto_switch_times.popleft()
+        if len(self.auto_switch_times) >= s.max_auto_switches:
+            if not self.holding:
+                self.holding = True
+                self.spawn(self.hooks.failover_hold(self.slug, trigger, {
+                    "source": self.source, "wanted": target, "switches_in_window": len(self.auto_switch_times),
+                    "window_s": s.auto_switch_window_s, **detail}))
+            return
+        self.auto_switch_times.append(now)
+        self.holding = False
+        previous = self.source
+        future = self._select(target, "auto", now)
+        self.spawn(self._report_auto_switch(previous, target, trigger, future, detail))
+
+    async def _report_auto_switch(self, previous, target, trigger, future, detail):
+        try:
+            ack = await asyncio.wait_for(future, 3.0)
+        except Exception:
+            ack = {"first_frame_at": None, "latency_ms": None}
+        ack = {"from": previous, "to": target, **ack, **detail}
+        await self.hooks.auto_switch(self.slug, ack, trigger)
+
+    def _select(self, target, by, now):
+        for ack in self.pending:  # a switch not yet on air is superseded by this one
+            if ack.target != target and not ack.future.done():
+                ack.future.set_exception(CommandError(f"superseded by a switch to {target} before its first frame"))
+        self.pending = [ack for ack in self.pending if not ack.future.done()]
+        if target == "slate" and self.source != "slate":
+            self.source_before_slate = self.source
+        self.source = target
+        self.selected_by = by
+        self.auto_slate = by == "auto" and target == "slate"
+        future = asyncio.get_running_loop().create_future()
+        self.pending.append(PendingAck(target, now, future))
+        self.frame_arrived.set()
+        return future
+
+    # --- commands ---
+    async def switch_source(self, target, timeout=3.0):
+        if target not in SOURCES:
+            raise CommandError(f"unknown source {target!r}; use primary, backup or slate")
+        previous = self.source
+        if target in LINE_ROLES and not self.lines[target].has_picture:
+            raise CommandError(f"the {target} line has no picture (no publisher connected)")
+        now = time.monotonic()
+        if target == previous:
+            self.selected_by = "manual"
+            self.auto_slate = False
+            return {"from": previous, "to": target, "first_frame_at": time.time(), "latency_ms": 0.0,
+                    "unchanged": True, "source_before_slate": self.source_before_slate}
+        future = self._select(target, "manual", now)
+        try:
+            ack = await asyncio.wait_for(future, timeout)
+        except asyncio.TimeoutError:
+            raise CommandError(f"no frame of {target} reached the output within {timeout:.0f} s") from None
+        return {"from": previous, "to": target, **ack, "source_before_slate": self.source_before_slate}
+
+    async def end_slate(self):
+        if self.source != "slate":
+            raise CommandError("the program is not on the slate")
+        target = self.source_before_slate if self.source_before_slate in LINE_ROLES else "primary"
+        if not self.lines[target].has_picture:
+            other = "backup" if target == "primary" else "primary"
+            if not self.lines[other].has_picture:
+                raise CommandError("neither line has a picture: staying on the slate")
+            target = other
+        return await self.switch_source(target)
+
+    async def request_keyframe(self, role):
+        started = time.monotonic()
+        if role == "program":
+            self.output.request_keyframe("operator")
+            self.output.last_key_at = -1e9
+            return {"first_frame_at": time.time(), "latency_ms": round((time.monotonic() - started) * 1000, 1)}
+        line = self.lines.get(role)
+        if line is None:
+            raise CommandError(f"unknown line {role!r}")
+        if line.pc is None or not line.connected:
+            raise CommandError(f"the {role} line has no publisher connected")
+        sent = 0
+        for receiver in line.pc.getReceivers():
+            if receiver.track is not None and receiver.track.kind == "video":
+                for source in receiver.getSynchronizationSources():
+                    await receiver._send_rtcp_pli(source.source)
+                    sent += 1
+        if not sent:
+            raise CommandError(f"the {role} line has not sent video yet")
+        seq = line.seq
+        # acknowledge with the first decoded frame after the request (the keyframe, usually)
+        for _ in range(100):
+            if line.seq != seq:
+                break
+            await asyncio.sleep(0.01)
+        return {"first_frame_at": time.time(), "latency_ms": round((time.monotonic() - started) * 1000, 1),
+                "pli_sent": sent}
+
+    async def restart_line(self, role):
+        line = self.lines.get(role)
+        if line is None:
+            raise CommandError(f"unknown line {role!r}")
+        had_publisher = line.pc is not None
+        session = line.session_id
+        await line.detach("restart_line")
+        if had_publisher:
+            self.spawn(self.hooks.publisher_event(self.slug, role, "publisher_left",
+                                                  {"session": session, "reason": "restart_line"}))
+        return {"first_frame_at": None, "latency_ms": 0.0, "had_publisher": had_publisher}
+
+    def apply_settings(self, settings):
+        slate_changed = (settings.slate_path, settings.slate_kind, settings.slate_has_audio) != (
+            self.settings.slate_path, self.settings.slate_kind, self.settings.slate_has_audio)
+        self.settings = settings
+        if slate_changed:
+            self.slate.close()
+            self.slate = self._load_slate()
+
+    # --- WHIP: publishers ---
+    async def publish(self, role, sdp):
+        if role not in LINE_ROLES:
+            raise BadOffer(f"unknown line {role!r}")
+        validate_offer(sdp, need_video=("vp8", "h264"))
+        line = self.lines[role]
+        pc = ice.new_peer_connection()
+        session_id = uuid.uuid4().hex
+
+        @pc.on("track")
+        def on_track(track):
+            line.start_drain(pc, track)
+
+        @pc.on("connectionstatechange")
+        async def on_state():
+            if pc is not line.pc:
+                return
+            if pc.connectionState == "connected":
+                line.connected = True
+            elif pc.connectionState in ("failed", "closed"):
+                line.connected = False
+                line.pc, line.session_id = None, None
+                await pc.close()
+                self.spawn(self.hooks.publisher_event(self.slug, role, "publisher_left",
+                                                      {"session": session_id, "reason": pc.connectionState}))
+
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+            for transceiver in pc.getTransceivers():
+                transceiver.direction = "recvonly"
+            ice.answer_as_dtls_server(pc)
+            answer = await pc.createAnswer()
+            await pc.setLocalDescription(answer)
+        except Exception as exc:
+            await pc.close()
+            raise BadOffer(f"the offer could not be used: {exc}") from None
+        replaced_session = line.session_id
+        replaced = await line.attach(pc, session_id)
+        self.spawn(self.hooks.publisher_event(
+            self.slug, role, "publisher_replaced" if replaced else "publisher_connected",
+            {"session": session_id, "replaced_session": replaced_session}))
+        return session_id, pc.localDescription.sdp
+
+    async def unpublish(self, role, session_id):
+        line = self.lines.get(role)
+        if line is None or line.session_id != session_id:
+            return False
+        await line.detach("delete")
+        self.spawn(self.hooks.publisher_event(self.slug, role, "publisher_left",
+                                              {"session": session_id, "reason": "whip_delete"}))
+        return True
+
+    # --- WHEP: viewers ---
+    async def play(self, sdp):
+        parsed = validate_offer(sdp, need_video=("vp8",))
+        if len(self.viewers) >= self.config.max_viewers:
+            raise OutputFull(f"this room's output already serves {len(self.viewers)} viewers (the limit); try again later")
+        pc = ice.new_peer_connection()
+        session_id = uuid.uuid4().hex
+        stock = self.config.fanout == "stock"
+        video = StockViewerTrack(self.output) if stock else ViewerTrack(self.output, "video")
+        vt = pc.addTransceiver(video, direction="sendonly")
+        vt.setCodecPreferences([c for c in RTCRtpSender.getCapabilities("video").codecs
+                                if c.mimeType.lower() in ("video/vp8", "video/rtx")])
+        audio = None
+        if any(m.kind == "audio" for m in parsed.media):  # a transceiver without an m-line breaks the answer
+            audio = ViewerTrack(self.output, "audio")
+            at = pc.addTransceiver(audio, direction="sendonly")
+            at.setCodecPreferences([c for c in RTCRtpSender.getCapabilities("audio").codecs
+                                    if c.mimeType.lower() == "audio/opus"])
+        if not stock:
+            # the packet path ignores PLI/FIR: route them to the shared encoder (coalesced)
+            vt.sender._send_keyframe = lambda: self.output.request_keyframe("pli")
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+            ice.answer_as_dtls_server(pc)
+            answer = await pc.createAnswer()
+            await pc.setLocalDescription(answer)
+        except Exception as exc:
+            video.stop()
+            if audio is not None:
+                audio.stop()
+            await pc.close()
+            raise BadOffer(f"the offer could not be used: {exc}") from None
+        self.viewers[session_id] = (pc, tuple(t for t in (video, audio) if t is not None))
+
+        @pc.on("connectionstatechange")
+        async def on_state():
+            if pc.connectionState in ("failed", "closed"):
+                await self.stop_viewer(session_id)
+
+        return session_id, pc.localDescription.sdp
+
+    async def stop_viewer(self, session_id):
+        entry = self.viewers.pop(session_id, None)
+        if entry is None:
+            return False
+        pc, tracks = entry
+        for t in tracks:
+            t.stop()
+        await pc.close()
+        return True
+
+    async def add_candidates(self, kind, session_id, sdpfrag, role=None):
+        """Trickle ICE (RFC 9725 PATCH with an SDP fragment)."""
+        if kind == "whip":
+            line = self.lines.get(role)
+            pc = line.pc if line is not None and line.session_id == session_id else None
+        else:
+            pc = self.viewers.get(session_id, (None,))[0]
+        if pc is None:
+            return False
+        mid = None
+        transceivers = pc.getTransceivers()
+        for raw in sdpfrag.splitlines():
+            raw = raw.strip()
+            if raw.startswith("a=mid:"):
+                mid = raw[6:]
+            elif raw.startswith("a=candidate:"):
+                candidate = candidate_from_sdp(raw[len("a=candidate:"):])
+                candidate.sdpMid = mid or (transceivers[0].mid if transceivers else "0")
+                await pc.addIceCandidate(candidate)
+        return True
