@@ -47,6 +47,12 @@ class OutputConfig:
     thumbnail_every_s: float = 3.0
     thumbnail_width: int = 320
     thumbnail_height: int = 180
+    # Lateness of the process itself (not the line's fault): an event loop late by this much within the last
+    # second, or this many frames waiting to be decoded, holds lateness-like failover triggers (input loss,
+    # frozen) for at most overload_max_hold_s, so a line that really died is still switched in bounded time.
+    loop_late_ms: int = 60
+    backlog_frames: int = 4
+    overload_max_hold_s: float = 2.0
 
 
 @dataclass
@@ -84,7 +90,14 @@ class Hooks:
         pass
 
     async def failover_hold(self, room, trigger, detail):
-        pass
+        """The anti-flap hold began (once per hold)."""
+
+    async def failover_hold_report(self, room, trigger, detail):
+        """An anti-flap hold's refused switches: detail["phase"] "ongoing" (at most every 30 s) or "ended"."""
+
+    async def worker_overloaded(self, room, trigger, detail):
+        """The process ran late and failover was held rather than blame the line: detail["phase"] is "started"
+        (once per episode), "ongoing" (at most every 30 s, with the refused count) or "ended" (with the count)."""
 
     async def health(self, room, health, sample):
         pass

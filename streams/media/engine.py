@@ -31,6 +31,7 @@ from .common import (  # noqa: F401  (re-exported: streams.media.engine is the p
 from .ingest import Line, audio_dbfs, luma_sample  # noqa: F401
 from .offers import validate_offer  # noqa: F401
 from .output import ProgramOutput, SlateSource, StockViewerTrack, ViewerTrack, encode_thumbnail  # noqa: F401
+from .load import LoopMonitor
 from .room import RoomEngine
 
 logger = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ class MediaEngine:
         self.loop = None
         self._refresher = None
         self.closing = False
+        self.monitor = LoopMonitor()  # one per process: the event loop all rooms share
 
     async def room(self, slug):
         if self.closing:
@@ -55,6 +57,7 @@ class MediaEngine:
             self.loop = asyncio.get_running_loop()
         if self._refresher is None:
             self._refresher = self.loop.create_task(self._refresh_settings())
+            self.monitor.start()
         engine = self.rooms.get(slug)
         if engine is not None:
             return engine
@@ -69,7 +72,7 @@ class MediaEngine:
 
     async def _start_room(self, slug):
         settings = await self.hooks.load_settings(slug)
-        engine = RoomEngine(slug, settings, self.config, self.hooks)
+        engine = RoomEngine(slug, settings, self.config, self.hooks, self.monitor)
         engine.start()
         self.rooms[slug] = engine
         return engine
@@ -95,6 +98,7 @@ class MediaEngine:
             self._refresher.cancel()
         for slug in list(self.rooms):
             await self.stop_room(slug)
+        await self.monitor.stop()
 
     async def handle(self, op, slug, **kw):
         """One entry point for every request (local calls and channel-layer messages alike)."""

@@ -43,7 +43,7 @@ class Line:
         self.tasks = set()
         self.reset_media()
         self.ever_had_frame = False
-        self.healthy_since = None
+        self.receivers = []  # (RTCRtpReceiver, track) of the current publisher, for the decode backlog
         self.prev_stats = None
         self.stats = {"bitrate_kbps": 0.0, "loss_pct": 0.0, "jitter_ms": 0.0}
 
@@ -97,12 +97,37 @@ class Line:
     def fps(self, now, window=1.0):
         return float(sum(1 for t in self.frame_times if now - t <= window)) / window
 
+    def observed_ms(self, since, now):
+        """Milliseconds since `since` that the process was able to observe (its own lateness left out)."""
+        return self.room.monitor.observed(since, now) * 1000
+
+    def frame_age_ms(self, now):
+        """Wall age of the newest picture on the monotonic clock, never negative; None before the first."""
+        return None if self.last_frame_at is None else max(0.0, (now - self.last_frame_at) * 1000)
+
+    def decode_backlog(self):
+        """Frames of this line waiting for us: encoded in aiortc's decoder queue, decoded in the receive queue."""
+        waiting = 0
+        for receiver, track in self.receivers:
+            decoder_queue = getattr(receiver, "_RTCRtpReceiver__decoder_queue", None)
+            if decoder_queue is not None:
+                waiting += decoder_queue.qsize()
+            queue = getattr(track, "_queue", None)
+            if queue is not None:
+                waiting += max(0, queue.qsize() - RECEIVE_QUEUE_KEEP)
+        return waiting
+
+    @property
+    def publisher_gone(self):
+        return self.pc is None or self.pc.connectionState in ("failed", "closed")
+
     def trigger(self, now):
-        """The failover trigger this line currently meets, or None when healthy."""
+        """The failover trigger this line currently meets, or None when healthy. Gaps count only the time
+        this process was able to observe: a loop that ran late saw no frames through no fault of the line."""
         s = self.room.settings
-        if not self.connected or self.last_frame_at is None or (now - self.last_frame_at) * 1000 >= s.input_loss_ms:
+        if not self.connected or self.last_frame_at is None or self.observed_ms(self.last_frame_at, now) >= s.input_loss_ms:
             return "input_loss"
-        if self.still_since is not None and (now - self.still_since) * 1000 >= s.frozen_ms:
+        if self.still_since is not None and self.observed_ms(self.still_since, now) >= s.frozen_ms:
             return "frozen"
         if self.black_since is not None and (now - self.black_since) * 1000 >= s.black_ms:
             return "black"
@@ -200,10 +225,14 @@ class Line:
     async def detach(self, reason):
         pc, self.pc, self.session_id = self.pc, None, None
         self.connected = False
+        self.receivers = []
         if pc is not None:
             await self._close_pc(pc)
 
     def start_drain(self, pc, track):
+        receiver = next((r for r in pc.getReceivers() if r.track is track), None)
+        if receiver is not None:
+            self.receivers = [(r, t) for r, t in self.receivers if r in pc.getReceivers()] + [(receiver, track)]
         task = asyncio.ensure_future(self._drain(pc, track))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)

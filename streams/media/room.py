@@ -12,6 +12,8 @@ from aiortc.sdp import candidate_from_sdp
 
 from .. import cadence
 from . import ice
+from .failover import FailoverPolicy, LineView, ProcessLoad
+from .load import LoopMonitor
 from .common import AUDIO_RATE, AUDIO_SAMPLES, LINE_ROLES, SOURCES, BadOffer, CommandError, OutputFull
 from .ingest import Line
 from .offers import validate_offer
@@ -31,8 +33,10 @@ class PendingAck:
 class RoomEngine:
     """One room: lines, program source, program output, failover, health."""
 
-    def __init__(self, slug, settings, config, hooks):
+    def __init__(self, slug, settings, config, hooks, monitor=None):
         self.slug = slug
+        # the process's punctuality (shared by every room); a monitor that never runs counts no lateness
+        self.monitor = monitor or LoopMonitor()
         self.settings = settings
         self.config = config
         self.hooks = hooks
@@ -45,8 +49,8 @@ class RoomEngine:
         self.viewers = {}  # session id -> (pc, tracks)
         self.pending = []
         self.frame_arrived = asyncio.Event()
-        self.auto_switch_times = deque()
-        self.holding = False
+        self.policy = FailoverPolicy(settings, overload_max_hold_s=config.overload_max_hold_s)
+        self.load = ProcessLoad()
         self.slate = self._load_slate()
         self.last_origin = None
         self.last_frame = None
@@ -247,7 +251,10 @@ class RoomEngine:
         program = self.output.health(now, self.source)
         program["viewers"] = len(self.viewers)
         program["selected_by"] = self.selected_by
-        program["holding"] = self.holding
+        program["holding"] = self.policy.holding
+        program["overloaded"] = self.policy.overloaded
+        program["loop_lag_ms"] = round(self.monitor.max_lag(now) * 1000, 1)
+        program["decode_backlog"] = self.load.backlog
         health = {
             "at": time.time(),
             "program": program,
@@ -263,57 +270,37 @@ class RoomEngine:
                 None, encode_thumbnail, picture, self.config.thumbnail_width, self.config.thumbnail_height)
             self.spawn(self.hooks.snapshot(self.slug, jpeg))
 
-    def _evaluate_failover(self, now):
-        s = self.settings
-        for line in self.lines.values():
-            if line.trigger(now) is None:
-                line.healthy_since = line.healthy_since or now
-            else:
-                line.healthy_since = None
-        if not s.auto_failover:
-            return
-        source = self.source
-        if source in LINE_ROLES:
-            line = self.lines[source]
-            if not line.ever_had_frame:
-                return  # armed only once this line has been on air
-            trigger = line.trigger(now)
-            if trigger:
-                other = self.lines["backup" if source == "primary" else "primary"]
-                target = other.role if other.latest is not None and other.trigger(now) is None else "slate"
-                detail = {"line": source}
-                if trigger == "input_loss" and line.last_frame_at is not None:
-                    detail["input_gap_ms"] = round((now - line.last_frame_at) * 1000)  # how long no picture came
-                self._auto_switch(target, trigger, now, detail)
-                return
-            self.holding = False  # the program line is healthy again: a later fault may switch
-            if source == "backup" and self.selected_by == "auto" and s.revert_mode == "primary_preferred":
-                primary = self.lines["primary"]
-                if primary.healthy_since is not None and now - primary.healthy_since >= s.revert_after_s:
-                    self._auto_switch("primary", "revert", now, {})
-        elif source == "slate" and self.auto_slate:
-            for role in LINE_ROLES:
-                line = self.lines[role]
-                if line.healthy_since is not None and now - line.healthy_since >= 1.0:
-                    self._auto_switch(role, "recovered", now, {})
-                    return
+    def process_load(self, now):
+        lag = self.monitor.max_lag(now, 1.0)
+        backlog = sum(line.decode_backlog() for line in self.lines.values())
+        late = lag * 1000 >= self.config.loop_late_ms or backlog >= self.config.backlog_frames
+        return ProcessLoad(late=late, lag_ms=lag * 1000, backlog=backlog)
 
-    def _auto_switch(self, target, trigger, now, detail):
-        s = self.settings
-        while self.auto_switch_times and now - self.auto_switch_times[0] > s.auto_switch_window_s:
-            self.auto_switch_times.popleft()
-        if len(self.auto_switch_times) >= s.max_auto_switches:
-            if not self.holding:
-                self.holding = True
-                self.spawn(self.hooks.failover_hold(self.slug, trigger, {
-                    "source": self.source, "wanted": target, "switches_in_window": len(self.auto_switch_times),
-                    "window_s": s.auto_switch_window_s, **detail}))
-            return
-        self.auto_switch_times.append(now)
-        self.holding = False
-        previous = self.source
-        future = self._select(target, "auto", now)
-        self.spawn(self._report_auto_switch(previous, target, trigger, future, detail))
+    def line_view(self, line, now):
+        return LineView(trigger=line.trigger(now), has_picture=line.has_picture, on_air_once=line.ever_had_frame,
+                        gap_ms=line.observed_ms(line.last_frame_at, now) if line.last_frame_at is not None else None,
+                        publisher_gone=line.publisher_gone)
+
+    def _evaluate_failover(self, now):
+        self.load = self.process_load(now)
+        views = {role: self.line_view(line, now) for role, line in self.lines.items()}
+        for decision in self.policy.evaluate(now, self.source, self.selected_by, self.auto_slate, views, self.load):
+            self._carry_out(decision, now)
+
+    def _carry_out(self, decision, now):
+        if decision.kind == "switch":
+            previous = self.source
+            future = self._select(decision.target, "auto", now)
+            self.spawn(self._report_auto_switch(previous, decision.target, decision.trigger, future, decision.detail))
+        elif decision.kind == "hold" and "phase" not in decision.detail:
+            self.spawn(self.hooks.failover_hold(self.slug, decision.trigger, decision.detail))
+        elif decision.kind in ("hold", "hold_ended"):
+            self.spawn(self.hooks.failover_hold_report(self.slug, decision.trigger, decision.detail))
+        elif decision.kind in ("overload", "overload_ended"):
+            if decision.kind == "overload" and decision.detail.get("phase") == "started":
+                logger.warning("%s: the worker is running late (loop lag %s ms, %s frames waiting): failover held",
+                               self.slug, decision.detail.get("lag_ms"), decision.detail.get("backlog"))
+            self.spawn(self.hooks.worker_overloaded(self.slug, decision.trigger, decision.detail))
 
     async def _report_auto_switch(self, previous, target, trigger, future, detail):
         try:
@@ -413,6 +400,7 @@ class RoomEngine:
         slate_changed = (settings.slate_path, settings.slate_kind, settings.slate_has_audio) != (
             self.settings.slate_path, self.settings.slate_kind, self.settings.slate_has_audio)
         self.settings = settings
+        self.policy.settings = settings
         if slate_changed:
             self.slate.close()
             self.slate = self._load_slate()
