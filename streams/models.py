@@ -213,6 +213,7 @@ class Alert(models.Model):
         LINE_RECOVERED = "line_recovered", _("线路恢复")
         AUTO_FAILOVER = "auto_failover", _("自动切换")
         FAILOVER_HOLD = "failover_hold", _("自动切换已暂停(防抖)")
+        WORKER_OVERLOADED = "worker_overloaded", _("媒体处理进程过载")
         OTHER = "other", _("其他")
 
     class Severity(models.TextChoices):
@@ -258,6 +259,9 @@ class Alert(models.Model):
         if kind == cls.Kind.FAILOVER_HOLD and "window_s" in d:
             return _("自动切换已暂停:%(window)s 秒内已切换 %(n)s 次,请人工处理(%(trigger)s)") % {
                 "window": d["window_s"], "n": d.get("switches_in_window"), "trigger": trigger}
+        if kind == cls.Kind.WORKER_OVERLOADED and "lag_ms" in d:
+            return _("媒体处理进程运行滞后(延迟 %(lag)s 毫秒):画面中断暂不判为线路故障,自动切换暂缓") % {
+                "lag": d["lag_ms"]}
         return None
 
     @property

@@ -165,6 +165,17 @@ def record_failover_hold(slug, trigger, detail):
                     message=stored_message(Alert.Kind.FAILOVER_HOLD, alert_detail), detail=alert_detail)
 
 
+def record_worker_overloaded(slug, trigger, detail):
+    from streams.models import Alert, LiveRoom
+    from streams.services import raise_alert
+
+    room = LiveRoom.objects.get(slug=slug)
+    alert_detail = {**detail, "trigger": trigger}
+    raise_alert(room=room, kind=Alert.Kind.WORKER_OVERLOADED, severity=Alert.Severity.WARNING,
+                line_role=detail.get("line", ""),
+                message=stored_message(Alert.Kind.WORKER_OVERLOADED, alert_detail), detail=alert_detail)
+
+
 def write_health_samples(slug, rows):
     from streams.models import HealthSample, LiveRoom
 
@@ -243,6 +254,16 @@ class DjangoHooks(Hooks):
             await run_db(record_failover_hold, room, trigger, detail)
         except Exception:
             logger.exception("%s: recording failover hold failed", room)
+
+    async def worker_overloaded(self, room, trigger, detail):
+        # one alert per episode; its later reports (refused switch counts) go to the log
+        if detail.get("phase") != "started":
+            logger.warning("%s: worker overload %s: %s", room, detail.get("phase"), detail)
+            return
+        try:
+            await run_db(record_worker_overloaded, room, trigger, detail)
+        except Exception:
+            logger.exception("%s: recording worker overload failed", room)
 
     async def health(self, room, health, sample):
         from streams.events import publish_health
