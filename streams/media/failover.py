@@ -55,7 +55,7 @@ class _Episode:
 
 
 class FailoverPolicy:
-    def __init__(self, settings, *, overload_max_hold_s=2.0, overload_calm_s=2.0, report_every_s=30.0):
+    def __init__(self, settings, *, overload_max_hold_s=2.0, overload_calm_s=10.0, report_every_s=30.0):
         self.settings = settings
         self.overload_max_hold_s = overload_max_hold_s
         self.overload_calm_s = overload_calm_s  # the process must be punctual this long to end an episode
@@ -135,17 +135,17 @@ class FailoverPolicy:
             self.suspect_since, self.suspect_key = now, (source, view.trigger)
         if now - self.suspect_since >= self.overload_max_hold_s:
             return False  # held long enough: the line is really gone, lateness or not
-        if self.overload is None:
-            self.overload = _Episode(started=now, trigger=view.trigger, last_report=now)
-            out.append(Decision("overload", trigger=view.trigger, detail={
-                "phase": "started", "line": source, "lag_ms": round(load.lag_ms), "backlog": load.backlog}))
         self._refuse(self.overload, (source, view.trigger))
-        self.overload.calm_since = None
         return True
 
     def _overload_bookkeeping(self, now, load, out):
+        """An episode starts when the process is late and ends after overload_calm_s of punctuality."""
         episode = self.overload
         if episode is None:
+            if load.late:
+                self.overload = _Episode(started=now, trigger=None, last_report=now)
+                out.append(Decision("overload", detail={
+                    "phase": "started", "lag_ms": round(load.lag_ms), "backlog": load.backlog}))
             return
         if load.late:
             episode.calm_since = None

@@ -51,6 +51,7 @@ def test_a_late_process_holds_once_per_episode_and_still_switches_a_dead_line_in
     assert kinds(decisions) == ["overload", "switch"]  # one event for the episode, not one per evaluation
     (t_hold, hold), (t_switch, switch) = decisions
     assert t_hold == 1 and hold.detail["phase"] == "started" and hold.detail["lag_ms"] == 250
+    assert policy.overload.refused == 1
     assert 2.99 <= t_switch <= 3.01  # held for at most overload_max_hold_s
     assert switch.target == "backup" and switch.detail["held_for_lateness_ms"] == 2000
 
@@ -89,10 +90,10 @@ def test_an_unambiguous_fault_is_not_held_for_lateness():
     policy = FailoverPolicy(RoomSettings())
     run(policy, 0, 1, {"primary": OK, "backup": OK})
     black = LineView(trigger="black", has_picture=True, on_air_once=True, gap_ms=20)
-    assert kinds(run(policy, 1, 1.05, {"primary": black, "backup": OK}, load=LATE)) == ["switch"]
+    assert kinds(run(policy, 1, 1.05, {"primary": black, "backup": OK}, load=LATE)) == ["overload", "switch"]
     policy = FailoverPolicy(RoomSettings())
     run(policy, 0, 1, {"primary": OK, "backup": OK})
-    assert kinds(run(policy, 1, 1.05, {"primary": lost(gone=True), "backup": OK}, load=LATE)) == ["switch"]
+    assert kinds(run(policy, 1, 1.05, {"primary": lost(gone=True), "backup": OK}, load=LATE)) == ["overload", "switch"]
 
 
 def test_a_punctual_process_does_not_wait_out_an_earlier_hold():
