@@ -84,6 +84,19 @@ class LiveRoom(models.Model):
     )
     max_auto_switches = models.PositiveSmallIntegerField(_("防抖:窗口内最多自动切换次数"), default=2)
     auto_switch_window_s = models.PositiveIntegerField(_("防抖窗口(秒)"), default=60)
+    # Health thresholds (the tile says "degraded" and why; they do not switch the program).
+    degraded_fps_pct = models.PositiveSmallIntegerField(
+        _("帧率劣化阈值(占正常帧率 %)"), default=60, validators=[MinValueValidator(10), MaxValueValidator(100)]
+    )
+    degraded_loss_pct = models.FloatField(
+        _("丢包劣化阈值(%)"), default=5.0, validators=[MinValueValidator(0), MaxValueValidator(100)]
+    )
+    degraded_jitter_ms = models.PositiveIntegerField(
+        _("抖动劣化阈值(毫秒)"), default=50, validators=[MinValueValidator(1), MaxValueValidator(5000)]
+    )
+    degraded_bitrate_drop_pct = models.PositiveSmallIntegerField(
+        _("码率下降劣化阈值(%)"), default=50, validators=[MinValueValidator(10), MaxValueValidator(100)]
+    )
 
     created_at = models.DateTimeField(default=timezone.now)
 

@@ -72,6 +72,12 @@ class RoomSettings:
     revert_after_s: int = 10
     max_auto_switches: int = 2
     auto_switch_window_s: int = 60
+    # Health (not failover): a line is "degraded" below this share of the frame rate it had while healthy,
+    # above these loss/jitter figures, or when its bitrate drops by this share of its healthy bitrate.
+    degraded_fps_pct: int = 60
+    degraded_loss_pct: float = 5.0
+    degraded_jitter_ms: int = 50
+    degraded_bitrate_drop_pct: int = 50
     slate_path: str = ""
     slate_kind: str = "image"
     slate_has_audio: bool = False

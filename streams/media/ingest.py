@@ -44,6 +44,7 @@ class Line:
         self.reset_media()
         self.ever_had_frame = False
         self.receivers = []  # (RTCRtpReceiver, track) of the current publisher, for the decode backlog
+        self.healthy_samples = deque(maxlen=30)  # {"fps", "bitrate_kbps"} of recent healthy seconds
         self.prev_stats = None
         self.stats = {"bitrate_kbps": 0.0, "loss_pct": 0.0, "jitter_ms": 0.0}
 
@@ -141,38 +142,79 @@ class Line:
                 return "silence"
         return None
 
-    def health(self, now):
+    def reasons(self, now):
+        """Why the line is not "ok": [{"reason", "value", "limit"}], worst first. Rate and bitrate are judged
+        against what this line delivered while healthy (the median of its recent healthy seconds)."""
         s = self.room.settings
-        age = None if self.last_frame_at is None else round((now - self.last_frame_at) * 1000)
-        frozen = self.still_since is not None and (now - self.still_since) * 1000 >= min(s.frozen_ms, 1000)
-        black = self.black_since is not None and (now - self.black_since) * 1000 >= min(s.black_ms, 1000)
-        silent = self.has_audio and (
+        out = []
+        if not self.connected:
+            return [{"reason": "no_publisher", "value": None, "limit": None}]
+        age = self.frame_age_ms(now)
+        if age is None or self.observed_ms(self.last_frame_at, now) >= s.input_loss_ms:
+            return [{"reason": "input_loss", "value": None if age is None else round(age), "limit": s.input_loss_ms}]
+        if self.still_since is not None and (now - self.still_since) * 1000 >= min(s.frozen_ms, 1000):
+            out.append({"reason": "frozen", "value": round((now - self.still_since) * 1000), "limit": s.frozen_ms})
+        if self.black_since is not None and (now - self.black_since) * 1000 >= min(s.black_ms, 1000):
+            out.append({"reason": "black", "value": None if self.luma is None else round(self.luma, 1),
+                        "limit": s.black_luma_threshold})
+        if self.has_audio and (
             (self.quiet_since is not None and (now - self.quiet_since) * 1000 >= min(s.silence_ms, 1000))
             or (self.last_audio_at is not None and now - self.last_audio_at >= 1.0)
-        )
+        ):
+            out.append({"reason": "silent", "value": None if self.dbfs is None else round(self.dbfs, 1),
+                        "limit": s.silence_dbfs})
+        fps = self.fps(now)
+        nominal_fps = self.nominal("fps")
+        if nominal_fps and fps < nominal_fps * s.degraded_fps_pct / 100:
+            out.append({"reason": "low_fps", "value": round(fps, 1),
+                        "limit": round(nominal_fps * s.degraded_fps_pct / 100, 1)})
+        if self.stats["loss_pct"] > s.degraded_loss_pct:
+            out.append({"reason": "loss", "value": round(self.stats["loss_pct"], 2), "limit": s.degraded_loss_pct})
+        if self.stats["jitter_ms"] > s.degraded_jitter_ms:
+            out.append({"reason": "jitter", "value": round(self.stats["jitter_ms"], 1), "limit": s.degraded_jitter_ms})
+        nominal_kbps = self.nominal("bitrate_kbps")
+        floor = nominal_kbps * (100 - s.degraded_bitrate_drop_pct) / 100 if nominal_kbps else 0
+        if self.prev_stats is not None and floor and self.stats["bitrate_kbps"] < floor:
+            out.append({"reason": "bitrate_drop", "value": round(self.stats["bitrate_kbps"], 1), "limit": round(floor, 1)})
+        return out
+
+    def nominal(self, key):
+        """Median of the line's recent healthy seconds (None until it has had a few)."""
+        values = sorted(sample[key] for sample in self.healthy_samples)
+        return values[len(values) // 2] if len(values) >= 3 else None
+
+    def health(self, now):
+        """Once a second: the line's figures, its state and the reasons for it."""
+        reasons = self.reasons(now)
+        names = {r["reason"] for r in reasons}
         trigger = self.trigger(now)
-        if trigger == "input_loss":
+        if names & {"no_publisher", "input_loss"}:
             state = "down"
-        elif trigger or frozen or black or silent or self.stats["loss_pct"] > 5:
+        elif reasons or trigger:
             state = "degraded"
         else:
             state = "ok"
+        fps = self.fps(now)
+        if state == "ok" and self.prev_stats is not None:
+            self.healthy_samples.append({"fps": fps, "bitrate_kbps": self.stats["bitrate_kbps"]})
+        age = self.frame_age_ms(now)
         return {
             "connected": self.connected,
             "bitrate_kbps": round(self.stats["bitrate_kbps"], 1),
-            "fps": round(self.fps(now), 1),
+            "fps": round(fps, 1),
             "width": self.width,
             "height": self.height,
             "loss_pct": round(self.stats["loss_pct"], 2),
             "jitter_ms": round(self.stats["jitter_ms"], 1),
-            "last_frame_age_ms": age,
-            "frozen": frozen,
-            "black": black,
-            "silent": bool(silent),
+            "last_frame_age_ms": None if age is None else round(age),
+            "frozen": "frozen" in names,
+            "black": "black" in names,
+            "silent": "silent" in names,
             "audio_dbfs": None if self.dbfs is None else round(self.dbfs, 1),
             "luma": None if self.luma is None else round(self.luma, 1),
             "state": state,
             "trigger": trigger,
+            "reasons": reasons,
         }
 
     async def update_stats(self, elapsed_s):
@@ -212,6 +254,7 @@ class Line:
         replaced = self.pc
         self.pc, self.session_id = pc, session_id
         self.prev_stats = None
+        self.healthy_samples.clear()  # a new publisher may send another rate: learn it afresh
         if replaced is not None:
             await self._close_pc(replaced)
         return replaced is not None
