@@ -50,6 +50,8 @@ class OutputConfig:
     # Lateness of the process itself (not the line's fault): an event loop late by this much within the last
     # second, or this many frames waiting to be decoded, holds lateness-like failover triggers (input loss,
     # frozen) for at most overload_max_hold_s, so a line that really died is still switched in bounded time.
+    # A WHEP viewer or WHIP publisher whose ICE+DTLS has not completed by then is closed (slot freed).
+    handshake_timeout_s: float = 5.0
     loop_late_ms: int = 60
     backlog_frames: int = 4
     overload_max_hold_s: float = 2.0

@@ -36,6 +36,8 @@ from .room import RoomEngine
 
 logger = logging.getLogger(__name__)
 
+SHUTDOWN_WAIT_S = 1.8
+
 
 class MediaEngine:
     """All rooms served by this process (runs in one asyncio loop)."""
@@ -93,12 +95,26 @@ class MediaEngine:
             await engine.stop()
 
     async def shutdown(self):
+        """Close every peer connection and stop every room, together, with bounded waits (~2 s at most)."""
         self.closing = True
         if self._refresher is not None:
             self._refresher.cancel()
-        for slug in list(self.rooms):
-            await self.stop_room(slug)
+        stopping = [asyncio.ensure_future(self.stop_room(slug)) for slug in list(self.rooms)]
+        if stopping:
+            done, pending = await asyncio.wait(stopping, timeout=SHUTDOWN_WAIT_S)
+            for task in pending:
+                task.cancel()
+            if pending:
+                logger.warning("shutdown: %d rooms did not stop within %.1f s", len(pending), SHUTDOWN_WAIT_S)
         await self.monitor.stop()
+
+    def counts(self):
+        """Sessions of this process: viewers connected / still handshaking, rooms."""
+        total = {"rooms": len(self.rooms), "viewers_connected": 0, "viewers_pending": 0}
+        for room in self.rooms.values():
+            for key, value in room.counts().items():
+                total[key] += value
+        return total
 
     async def handle(self, op, slug, **kw):
         """One entry point for every request (local calls and channel-layer messages alike)."""
@@ -125,6 +141,8 @@ class MediaEngine:
             return await engine.restart_line(kw["line_role"])
         if op == "health":
             return engine.health_snapshot or {}
+        if op == "counts":
+            return engine.counts()
         if op == "reload":
             engine.apply_settings(await self.hooks.load_settings(slug))
             return {"ok": True}

@@ -21,6 +21,22 @@ from .output import ProgramOutput, SlateSource, StockViewerTrack, ViewerTrack, e
 
 logger = logging.getLogger(__name__)
 
+PC_CLOSE_WAIT_S = 1.0  # closing peer connections at shutdown
+BACKGROUND_WAIT_S = 0.5  # audit/health writes already under way at shutdown
+
+
+async def bounded(coros, timeout, what):
+    """Run these together; give up waiting after `timeout` (logged), never raise."""
+    tasks = [asyncio.ensure_future(c) for c in coros]
+    if not tasks:
+        return
+    done, pending = await asyncio.wait(tasks, timeout=timeout)
+    for task in done:
+        if not task.cancelled() and task.exception() is not None:
+            logger.warning("%s: %r", what, task.exception())
+    if pending:
+        logger.warning("%s: %d still pending after %.1f s", what, len(pending), timeout)
+
 
 @dataclass
 class PendingAck:
@@ -60,6 +76,7 @@ class RoomEngine:
         self.thumbnail_at = -1e9
         self.samples = deque(maxlen=10)
         self.background = set()
+        self.watchdogs = set()  # handshake timers of peers not yet connected
 
     def _load_slate(self):
         s = self.settings
@@ -80,22 +97,46 @@ class RoomEngine:
                 await task
             except (asyncio.CancelledError, Exception):
                 pass
+        for task in list(self.watchdogs):
+            task.cancel()
+        # every peer connection at once, each wait bounded: a stuck close must not hold the shutdown
+        closing = []
         for pc, tracks in list(self.viewers.values()):
             for t in tracks:
                 t.stop()
-            await pc.close()
+            closing.append(pc.close())
         self.viewers.clear()
         for line in self.lines.values():
-            await line.detach("room stopped")
+            closing.append(line.detach("room stopped"))
             for task in list(line.tasks):
                 task.cancel()
+        await bounded(closing, PC_CLOSE_WAIT_S, f"{self.slug}: closing peer connections")
         for ack in self.pending:
             if not ack.future.done():
                 ack.future.set_exception(CommandError("room stopped"))
         self.slate.close()
         # let audit/health writes already under way finish (bounded)
         if self.background:
-            await asyncio.wait(list(self.background), timeout=5)
+            await asyncio.wait(list(self.background), timeout=BACKGROUND_WAIT_S)
+
+    def counts(self):
+        """WHEP viewers whose ICE+DTLS completed, and those still handshaking (they hold a slot until reaped)."""
+        connected = sum(1 for pc, _ in self.viewers.values() if pc.connectionState == "connected")
+        return {"viewers_connected": connected, "viewers_pending": len(self.viewers) - connected}
+
+    def reap_unless_connected(self, pc, what, on_timeout):
+        """A peer whose ICE+DTLS has not completed within handshake_timeout_s is closed (a half-open
+        session must not hold a viewer slot or a line)."""
+        async def watch():
+            await asyncio.sleep(self.config.handshake_timeout_s)
+            if pc.connectionState != "connected":
+                logger.info("%s: %s did not connect within %.1f s; closed", self.slug, what,
+                            self.config.handshake_timeout_s)
+                await on_timeout()
+
+        task = asyncio.ensure_future(watch())
+        self.watchdogs.add(task)
+        task.add_done_callback(self.watchdogs.discard)
 
     def spawn(self, coro):
         task = asyncio.ensure_future(coro)
@@ -250,6 +291,7 @@ class RoomEngine:
         await asyncio.gather(*(line.update_stats(elapsed) for line in self.lines.values()))
         program = self.output.health(now, self.source)
         program["viewers"] = len(self.viewers)
+        program.update(self.counts())
         program["selected_by"] = self.selected_by
         program["holding"] = self.policy.holding
         program["overloaded"] = self.policy.overloaded
@@ -443,6 +485,16 @@ class RoomEngine:
             raise BadOffer(f"the offer could not be used: {exc}") from None
         replaced_session = line.session_id
         replaced = await line.attach(pc, session_id)
+
+        async def half_open():
+            if line.pc is pc:
+                await line.detach("handshake_timeout")
+                self.spawn(self.hooks.publisher_event(self.slug, role, "publisher_left",
+                                                      {"session": session_id, "reason": "handshake_timeout"}))
+            else:
+                await pc.close()
+
+        self.reap_unless_connected(pc, f"publisher {role} {session_id}", half_open)
         self.spawn(self.hooks.publisher_event(
             self.slug, role, "publisher_replaced" if replaced else "publisher_connected",
             {"session": session_id, "replaced_session": replaced_session}))
@@ -490,6 +542,7 @@ class RoomEngine:
             await pc.close()
             raise BadOffer(f"the offer could not be used: {exc}") from None
         self.viewers[session_id] = (pc, tuple(t for t in (video, audio) if t is not None))
+        self.reap_unless_connected(pc, f"viewer {session_id}", lambda: self.stop_viewer(session_id))
 
         @pc.on("connectionstatechange")
         async def on_state():

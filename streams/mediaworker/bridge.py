@@ -43,6 +43,7 @@ def output_config_from_settings():
         video_bitrate=_setting("MEDIA_OUTPUT_BITRATE", 900_000),
         fanout=os.environ.get("MEDIA_FANOUT", "packets"),  # "stock" only for bench/media_bench.py
         max_viewers=_setting("MEDIA_MAX_VIEWERS_PER_ROOM", 75),
+        handshake_timeout_s=_setting("MEDIA_HANDSHAKE_TIMEOUT_S", 5),
         thumbnail_every_s=snapshots.EVERY_S, thumbnail_width=snapshots.WIDTH, thumbnail_height=snapshots.HEIGHT,
     )
 
