@@ -340,7 +340,8 @@ class RoomEngine:
             self.spawn(self.hooks.failover_hold_report(self.slug, decision.trigger, decision.detail))
         elif decision.kind in ("overload", "overload_ended"):
             if decision.kind == "overload" and decision.detail.get("phase") == "started":
-                logger.warning("%s: the worker is running late (loop lag %s ms, %s frames waiting): failover held",
+                logger.warning("%s: the worker is running late (loop lag %s ms, %s frames waiting): input loss and "
+                               "frozen pictures are held before failover",
                                self.slug, decision.detail.get("lag_ms"), decision.detail.get("backlog"))
             self.spawn(self.hooks.worker_overloaded(self.slug, decision.trigger, decision.detail))
 
