@@ -157,6 +157,22 @@ def add_timeline_entry(*, incident, kind, text, actor=None, data=None, at=None, 
     return entry
 
 
+def update_alert_entries(*, alert_id, room_id, text, count, last_seen_at):
+    """A repeated alert: its timeline entries (one per open incident of the room) say how often, in place.
+
+    Entries are append-only for people; this is the one in-place change, and only of an alert's own entry.
+    """
+    with transaction.atomic():
+        entries = list(IncidentTimelineEntry.objects.select_for_update()
+                       .filter(incident__room_id=room_id, kind=TimelineKind.ALERT, data__alert_id=alert_id))
+        for entry in entries:
+            data = {**entry.data, "count": count, "last_seen_at": last_seen_at.isoformat()}
+            IncidentTimelineEntry.objects.filter(pk=entry.pk).update(text=str(text)[:500], data=data)
+        for incident_id in {entry.incident_id for entry in entries}:
+            events.push_incident_on_commit(incident_id, parts=("timeline",))
+    return len(entries)
+
+
 def add_note(*, incident, text, actor):
     text = (text or "").strip()
     if not text:
