@@ -1,0 +1,98 @@
+"""SIGTERM stops each process within 5 s; the media worker releases its leases so another takes the rooms at
+once. (bench/shutdown_bench.py measures the same with publishers and viewers in flight.)"""
+
+import asyncio
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import ROOT, free_port, wait_for_port
+from streams.models import MediaWorkerLease
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+LIMIT_S = 5.0
+
+
+def sigterm_exit_time(proc, limit=20.0):
+    started = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(limit)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        pytest.fail(f"{proc.args[:4]} ignored SIGTERM for {limit} s")
+    return time.monotonic() - started
+
+
+def start(args, env, name):
+    (ROOT / "test-artifacts").mkdir(exist_ok=True)
+    log = open(ROOT / "test-artifacts" / f"graceful-stop-{name}.log", "w")
+    return subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def test_media_worker_exits_within_5s_and_releases_its_leases(subprocess_env, room, settings):
+    if settings.MEDIA_WORKER_EMBEDDED:
+        pytest.skip("process mode")
+    proc = start([sys.executable, "manage.py", "mediaworker", "--worker-id", "stop-test"], subprocess_env,
+                 "mediaworker")
+    try:
+        deadline = time.monotonic() + 40
+        while not MediaWorkerLease.objects.filter(room=room, worker_id="stop-test").exists():
+            assert proc.poll() is None and time.monotonic() < deadline, "the worker never took the room"
+            time.sleep(0.2)
+        time.sleep(1.0)  # the room's engine is running
+        took = sigterm_exit_time(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0
+    assert took <= LIMIT_S
+    assert not MediaWorkerLease.objects.filter(room=room).exists()  # free for another worker now
+
+
+def test_celery_worker_exits_within_5s(subprocess_env, settings):
+    if settings.EMBEDDED:
+        pytest.skip("needs REDIS_URL")
+    proc = start([sys.executable, "-m", "celery", "-A", "controlroom", "worker", "--beat", "--loglevel=INFO",
+                  "--concurrency=2"], subprocess_env, "celery")
+    try:
+        deadline = time.monotonic() + 60
+        log = ROOT / "test-artifacts" / "graceful-stop-celery.log"
+        while "ready" not in log.read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, "celery never became ready"
+            time.sleep(0.2)
+        took = sigterm_exit_time(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert took <= LIMIT_S
+
+
+def test_daphne_with_open_sockets_exits_within_5s(subprocess_env, room):
+    import websockets
+
+    port = free_port()
+    proc = start([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
+                  "controlroom.asgi:application"], subprocess_env, "daphne")
+    try:
+        wait_for_port(port, proc=proc)
+
+        async def hold_sockets():
+            sockets = [await websockets.connect(f"ws://127.0.0.1:{port}/ws/live/{room.slug}/",
+                                                origin=f"http://127.0.0.1:{port}") for _ in range(10)]
+            await asyncio.sleep(1.0)
+            took = await asyncio.to_thread(sigterm_exit_time, proc)
+            for ws in sockets:
+                await ws.close()
+            return took
+
+        took = asyncio.run(hold_sockets())
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert took <= LIMIT_S
