@@ -572,10 +572,11 @@ def check_lines_down(*, now=None, threshold_s=None):
     candidates = Alert.objects.filter(kind=Alert.Kind.LINE_DOWN, raised_at__lte=cutoff,
                                       raised_at__gte=now - timezone.timedelta(hours=1)).select_related("room")
     for alert in candidates:
+        # an open alert counts repeats in place: compare with when each was last seen, not first raised
         recovered = (Alert.objects.filter(room=alert.room, line_role=alert.line_role, kind=Alert.Kind.LINE_RECOVERED,
-                                          raised_at__gt=alert.raised_at).exists()
+                                          last_seen_at__gt=alert.last_seen_at).exists()
                      or ControlAction.objects.filter(room=alert.room, action="publisher_connected",
-                                                     target=alert.line_role, created_at__gt=alert.raised_at).exists())
+                                                     target=alert.line_role, created_at__gt=alert.last_seen_at).exists())
         if recovered:
             continue
         if IncidentTimelineEntry.objects.filter(kind=TimelineKind.DETECTION, data__alert_id=alert.pk).exists():
