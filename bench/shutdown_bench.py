@@ -53,6 +53,8 @@ def stop_and_time(proc, limit=30.0):
     try:
         proc.wait(limit)
     except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)  # PYTHONFAULTHANDLER: every thread's stack goes to the log
+        time.sleep(1.0)
         proc.kill()
         proc.wait()
         return None
@@ -85,11 +87,11 @@ def publishers_on_air(env):
     return int(out.stdout.strip().splitlines()[-1])
 
 
-def run_once(env, *, mode, busy, warm, logdir):
+def run_once(env, *, mode, busy, warm, logdir, run=0):
     """Start the processes of `mode`, optionally put work in flight, SIGTERM each; {process: seconds}."""
     port = free_port()
     procs, extra, results = {}, [], {}
-    logs = {name: open(logdir / f"{mode}-{'busy' if busy else 'idle'}-{name}.log", "w")
+    logs = {name: open(logdir / f"shutdown-{mode}-{'busy' if busy else 'idle'}-{run}-{name}.log", "w")
             for name in ("daphne", "mediaworker", "celery", "simulator")}
     try:
         procs["daphne"] = start([PY, "-m", "daphne", "-e", f"tcp:port={port}:interface=127.0.0.1:backlog=1024",
@@ -144,10 +146,11 @@ def main():
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--warm", type=float, default=10.0, help="seconds of work before SIGTERM")
     parser.add_argument("--modes", default="process,embedded")
+    parser.add_argument("--loads", default="idle,busy")
     args = parser.parse_args()
     logdir = ROOT / "test-artifacts"
     logdir.mkdir(exist_ok=True)
-    base = {**os.environ, "PYTHONPATH": str(ROOT), "LOG_LEVEL": "WARNING"}
+    base = {**os.environ, "PYTHONPATH": str(ROOT), "LOG_LEVEL": "WARNING", "PYTHONFAULTHANDLER": "1"}
     table = {}
     for mode in args.modes.split(","):
         if mode == "process":
@@ -159,9 +162,9 @@ def main():
             env = {k: v for k, v in base.items() if k not in ("DATABASE_URL", "REDIS_URL")}
             env["SQLITE_PATH"] = str(Path(tempfile.mkdtemp(prefix="shutdown-bench-")) / "db.sqlite3")
         prepare(env)
-        for busy in (False, True):
-            for _ in range(args.repeat):
-                result = run_once(env, mode=mode, busy=busy, warm=args.warm, logdir=logdir)
+        for busy in [load == "busy" for load in args.loads.split(",")]:
+            for run in range(args.repeat):
+                result = run_once(env, mode=mode, busy=busy, warm=args.warm, logdir=logdir, run=run)
                 print(mode, "busy" if busy else "idle", result, flush=True)
                 for name, value in result.items():
                     table.setdefault((mode, busy, name), []).append(value)

@@ -96,3 +96,53 @@ def test_daphne_with_open_sockets_exits_within_5s(subprocess_env, room):
         if proc.poll() is None:
             proc.kill()
     assert took <= LIMIT_S
+
+
+def test_daphne_exits_within_5s_with_a_request_waiting_for_the_media_worker(subprocess_env, room, settings):
+    """A WHEP request waits for a worker that holds the lease but does not answer: its thread waits on
+    Daphne's loop, which stops on SIGTERM. Without the exit guard this process never ended (killed at 30 s)."""
+    if settings.MEDIA_WORKER_EMBEDDED:
+        pytest.skip("process mode")
+    import threading
+    import urllib.request
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from streams.media import ice
+    from streams.tests.media_support import offer_for
+
+    MediaWorkerLease.objects.create(room=room, worker_id="silent-worker", expires_at=timezone.now() + timedelta(minutes=5))
+
+    async def make_offer():
+        ice.configure_from_settings()
+        pc = ice.new_peer_connection()
+        pc.addTransceiver("video", direction="recvonly")
+        sdp = await offer_for(pc)
+        await pc.close()
+        return sdp
+
+    sdp = asyncio.run(make_offer())
+    port = free_port()
+    proc = start([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
+                  "controlroom.asgi:application"], subprocess_env, "daphne-inflight")
+    try:
+        wait_for_port(port, proc=proc)
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/whep/{room.slug}", data=sdp.encode(),
+                                         method="POST", headers={"Content-Type": "application/sdp"})
+
+        def post():
+            try:
+                urllib.request.urlopen(request, timeout=20).close()
+            except Exception:  # noqa: BLE001 - the server goes away under it: expected
+                pass
+
+        client = threading.Thread(target=post, daemon=True)
+        client.start()
+        time.sleep(2.0)  # the request now waits for the silent worker's reply
+        assert client.is_alive()
+        took = sigterm_exit_time(proc, limit=30.0)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert took <= LIMIT_S
