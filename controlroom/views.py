@@ -115,11 +115,11 @@ def metrics(request):
             lease_age.labels(slug, worker).set(max(0.0, renewed_ago))
         beat_age = gauge("controlroom_mediaworker_heartbeat_age_seconds", "Age of the worker's heartbeat", ("worker",))
         lag = gauge("controlroom_mediaworker_loop_lag_seconds", "How late the worker's event loop woke", ("worker",))
-        for worker in status["workers"]:
+        for worker_id, worker in status["lag"].items():
             if worker["heartbeat_age_s"] is not None:
-                beat_age.labels(worker["id"]).set(worker["heartbeat_age_s"])
+                beat_age.labels(worker_id).set(worker["heartbeat_age_s"])
             if worker["loop_lag_ms"] is not None:
-                lag.labels(worker["id"]).set(worker["loop_lag_ms"] / 1000)
+                lag.labels(worker_id).set(worker["loop_lag_ms"] / 1000)
     elif status.get("loop_lag_ms") is not None:
         gauge("controlroom_mediaworker_loop_lag_seconds", "How late the worker's event loop answered",
               ("worker",)).labels("embedded").set(status["loop_lag_ms"] / 1000)

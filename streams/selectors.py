@@ -54,19 +54,18 @@ def media_worker_status():
     unserved = sorted(expected - served)
     wall_now = time.time()
     lease_s = settings.MEDIA_WORKER_LEASE_SECONDS
-    workers = []
+    lag = {}
     for worker_id, beat in sorted(beats.items()):
         renewed = beat.get("lease_renewed_at")
-        workers.append({
-            "id": worker_id,
+        lag[worker_id] = {
             "heartbeat_age_s": round(wall_now - beat["at"], 2) if beat.get("at") else None,
             "loop_lag_ms": beat.get("loop_lag_ms"),
             "lease_renewed_age_s": round(wall_now - renewed, 2) if renewed else None,
             "rooms": len([1 for _slug, (w, _e) in leases.items() if w == worker_id]),
-        })
+        }
     oldest_renewal = max(((lease_s - (exp - now).total_seconds()) for _w, exp in leases.values()), default=None)
     return {
-        "ok": bool(beats) and not unserved, "mode": "process", "workers": workers,
+        "ok": bool(beats) and not unserved, "mode": "process", "workers": sorted(beats), "lag": lag,
         "rooms": {"expected": len(expected), "served": len(served & expected), "unserved": unserved[:50]},
         "oldest_lease_age_s": round(oldest_renewal, 2) if oldest_renewal is not None else None,
     }

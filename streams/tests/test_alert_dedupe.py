@@ -7,6 +7,7 @@ import threading
 import pytest
 from asgiref.sync import sync_to_async
 from django.db import IntegrityError, close_old_connections, connection, transaction
+from django.utils import translation
 
 from streams import services
 from streams.actions import perform_action
@@ -78,7 +79,8 @@ def test_anti_flap_hold_is_one_alert_and_one_audit_row_that_count_refusals(room)
     bridge.record_failover_hold(room.slug, "input_loss", detail, refused=3)  # coalesced while the thread was busy
     hold = Alert.objects.get(room=room, kind=Alert.Kind.FAILOVER_HOLD)
     assert hold.count == 7 and hold.detail["refused"] == 7
-    assert "已拒绝 7 次自动切换" in hold.text
+    with translation.override("zh-hans"):
+        assert "已拒绝 7 次自动切换" in hold.text
     assert ControlAction.objects.filter(room=room, action="failover_hold").count() == 1
 
 
@@ -88,8 +90,9 @@ def test_a_repeated_alert_updates_its_incident_timeline_entry_in_place(room, ope
 
     incident = open_incident(room=room, incident_type="stream-interruption", actor=operator, source="manual",
                              title="断流")
-    for n in range(3):
-        line_down(room, n)
+    with translation.override("zh-hans"):  # the receiver writes the entry in the active language
+        for n in range(3):
+            line_down(room, n)
     entries = list(Incident.objects.get(pk=incident.pk).timeline.filter(kind=TimelineKind.ALERT))
     assert len(entries) == 1
     assert entries[0].data["count"] == 3 and "共 3 次" in entries[0].text
