@@ -55,11 +55,11 @@ def test_media_worker_exits_within_5s_and_releases_its_leases(subprocess_env, ro
     assert not MediaWorkerLease.objects.filter(room=room).exists()  # free for another worker now
 
 
-def test_celery_worker_exits_within_5s(subprocess_env, settings):
+def test_celery_worker_exits_within_5s(subprocess_env, settings, tmp_path):
     if settings.EMBEDDED:
         pytest.skip("needs REDIS_URL")
     proc = start([sys.executable, "-m", "celery", "-A", "controlroom", "worker", "--beat", "--loglevel=INFO",
-                  "--concurrency=2"], subprocess_env, "celery")
+                  "--concurrency=2", "--schedule", str(tmp_path / "beat-schedule")], subprocess_env, "celery")
     try:
         deadline = time.monotonic() + 60
         log = ROOT / "test-artifacts" / "graceful-stop-celery.log"
