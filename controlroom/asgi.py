@@ -12,6 +12,7 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 from django.conf import settings  # noqa: E402
 
 from .gc_tuning import tune_for_many_sockets  # noqa: E402
+from .shutdown import exit_promptly_after_server_stops  # noqa: E402
 from .routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
@@ -23,3 +24,5 @@ application = ProtocolTypeRouter(
 
 # Last, once the application is built: a web process holds thousands of sockets (see gc_tuning).
 tune_for_many_sockets(settings.GC_THRESHOLDS, settings.GC_PAUSE_WARNING_MS)
+# SIGTERM: out within seconds even if requests were in flight (see shutdown.py).
+exit_promptly_after_server_stops()

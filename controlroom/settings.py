@@ -144,8 +144,11 @@ else:
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": os.environ.get("SQLITE_PATH", str(BASE_DIR / "db.sqlite3")),
-            # Several writers (web, in-process workers) share one file.
-            "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"},
+            # Several writers (web, in-process workers) share one file: WAL lets readers run beside the one
+            # writer, IMMEDIATE takes the write lock up front, and a writer waits this long for it before
+            # "database is locked" (writes that must land, like a switch record, are then retried).
+            "OPTIONS": {"timeout": env_int("SQLITE_BUSY_TIMEOUT_S", 20, 1, 600), "transaction_mode": "IMMEDIATE",
+                        "init_command": "PRAGMA journal_mode=WAL;"},
         }
     }
 USES_POSTGRES = DATABASES["default"]["ENGINE"].endswith("postgresql")
@@ -250,6 +253,10 @@ MEDIA_ICE_SERVERS = env_list("MEDIA_ICE_SERVERS", [])
 MEDIA_HOST_ADDRESSES = env_list("MEDIA_HOST_ADDRESSES", ["127.0.0.1"])
 MEDIA_WORKER_EMBEDDED = EMBEDDED
 MEDIA_WORKER_LEASE_SECONDS = env_int("MEDIA_WORKER_LEASE_SECONDS", 10, 2, 600)
+
+# /metrics (Prometheus text) is not public data: with a token, scrapers send "Authorization: Bearer <token>";
+# without one only loopback clients may read it.
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "").strip()
 
 # --- The wall ---------------------------------------------------------------------
 # Flow control per dashboard: frames the browser has not confirmed (it confirms once a second).

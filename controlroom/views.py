@@ -5,10 +5,11 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import connection
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from streams import selectors
 from streams.selectors import media_worker_status
 
 
@@ -70,3 +71,70 @@ def healthz(request):
         report[name] = result
     ok = all(part["ok"] for part in report.values())
     return JsonResponse({"ok": ok, "checks": report}, status=200 if ok else 503)
+
+
+LOOPBACK = {"127.0.0.1", "::1"}
+
+
+def metrics_allowed(request):
+    """/metrics is not public: a bearer METRICS_TOKEN when one is set, otherwise loopback clients only."""
+    import hmac
+
+    token = settings.METRICS_TOKEN
+    if token:
+        given = request.headers.get("Authorization", "")
+        return hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
+    return request.META.get("REMOTE_ADDR") in LOOPBACK
+
+
+@never_cache
+@require_GET
+def metrics(request):
+    """Prometheus text format: rooms expected/served, lease ages, worker lag, line health, alerts, actions."""
+    from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
+
+    if not metrics_allowed(request):
+        return HttpResponse("forbidden\n", status=403, content_type="text/plain")
+    registry = CollectorRegistry()
+
+    def gauge(name, doc, labels=()):
+        return Gauge(name, doc, labels, registry=registry)
+
+    status = media_worker_status()
+    up = gauge("controlroom_media_ok", "1 when every room that should be served is served (see /healthz)")
+    up.set(1 if status.get("ok") else 0)
+    if status.get("mode") == "process":
+        now, expected, leases = selectors.room_service()
+        gauge("controlroom_rooms_expected", "Rooms not ended, which a media worker should serve").set(len(expected))
+        gauge("controlroom_rooms_served", "Rooms with a current lease of a worker whose heartbeat is alive").set(
+            status["rooms"]["served"])
+        lease_age = gauge("controlroom_room_lease_age_seconds", "Time since the room's lease was last renewed",
+                          ("room", "worker"))
+        for slug, (worker, expires_at) in leases.items():
+            renewed_ago = settings.MEDIA_WORKER_LEASE_SECONDS - (expires_at - now).total_seconds()
+            lease_age.labels(slug, worker).set(max(0.0, renewed_ago))
+        beat_age = gauge("controlroom_mediaworker_heartbeat_age_seconds", "Age of the worker's heartbeat", ("worker",))
+        lag = gauge("controlroom_mediaworker_loop_lag_seconds", "How late the worker's event loop woke", ("worker",))
+        for worker_id, worker in status["lag"].items():
+            if worker["heartbeat_age_s"] is not None:
+                beat_age.labels(worker_id).set(worker["heartbeat_age_s"])
+            if worker["loop_lag_ms"] is not None:
+                lag.labels(worker_id).set(worker["loop_lag_ms"] / 1000)
+    elif status.get("loop_lag_ms") is not None:
+        gauge("controlroom_mediaworker_loop_lag_seconds", "How late the worker's event loop answered",
+              ("worker",)).labels("embedded").set(status["loop_lag_ms"] / 1000)
+    fps = gauge("controlroom_line_fps", "Frames per second of a line (newest 10 s sample)", ("room", "line", "state"))
+    kbps = gauge("controlroom_line_bitrate_kbps", "Bitrate of a line (newest 10 s sample)", ("room", "line", "state"))
+    for line in selectors.line_metrics():
+        if line["fps"] is not None:
+            fps.labels(line["room"], line["line"], line["state"]).set(line["fps"])
+        if line["bitrate_kbps"] is not None:
+            kbps.labels(line["room"], line["line"], line["state"]).set(line["bitrate_kbps"])
+    open_alerts, actions = selectors.alert_and_action_counts()
+    alerts = gauge("controlroom_alerts_open", "Open (unacknowledged) alerts", ("kind",))
+    for kind, n in open_alerts.items():
+        alerts.labels(kind).set(n)
+    counter = Counter("controlroom_control_actions", "Audited control actions", ("outcome",), registry=registry)
+    for outcome, n in actions.items():
+        counter.labels(outcome).inc(n)
+    return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

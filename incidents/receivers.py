@@ -1,7 +1,7 @@
 """Subscribers to streams signals: auto-open incidents and fill timelines.
 
-They run inside the sender's transaction, so the incident/timeline rows commit together
-with the control action or alert that caused them.
+streams sends its signals after its transaction commits: these run in their own transactions, never
+inside the media worker's or an operator's, so they cannot delay or roll back the action they mirror.
 """
 
 import logging
@@ -11,7 +11,7 @@ from django.dispatch import receiver
 from django.utils.translation import gettext as _
 
 from streams.models import Alert
-from streams.signals import alert_acknowledged, alert_raised, control_action_recorded
+from streams.signals import alert_acknowledged, alert_raised, alert_repeated, control_action_recorded
 
 from . import services
 from .models import OPEN_STATUSES, Incident, TimelineKind
@@ -111,6 +111,13 @@ def on_control_action(sender, action, **kwargs):
                                         actor_label=row.actor_label)
 
 
+def alert_entry_text(alert):
+    text = _("告警[%(kind)s]%(msg)s") % {"kind": alert.get_kind_display(), "msg": alert.message}
+    if alert.count > 1:
+        text += _("(共 %(n)s 次)") % {"n": alert.count}
+    return text
+
+
 @receiver(alert_raised, dispatch_uid="incidents.on_alert_raised")
 def on_alert_raised(sender, alert, **kwargs):
     with transaction.atomic():
@@ -118,7 +125,7 @@ def on_alert_raised(sender, alert, **kwargs):
         for incident in Incident.objects.filter(room_id=alert.room_id, status__in=OPEN_STATUSES, is_drill=False):
             services.add_timeline_entry(
                 incident=incident, kind=TimelineKind.ALERT, actor_label="mediaworker", at=alert.raised_at,
-                text=_("告警[%(kind)s]%(msg)s") % {"kind": alert.get_kind_display(), "msg": alert.message},
+                text=alert_entry_text(alert),
                 data={"alert_id": alert.pk, "kind": alert.kind, "line_role": alert.line_role,
                       "severity": alert.severity})
             attached = True
@@ -131,6 +138,13 @@ def on_alert_raised(sender, alert, **kwargs):
                 from .tasks import schedule_line_down_check
 
                 schedule_line_down_check(alert.pk)
+
+
+@receiver(alert_repeated, dispatch_uid="incidents.on_alert_repeated")
+def on_alert_repeated(sender, alert, **kwargs):
+    """A repeat of an open alert updates its timeline entry (text, count) instead of adding one."""
+    services.update_alert_entries(alert_id=alert.pk, room_id=alert.room_id, text=alert_entry_text(alert),
+                                  count=alert.count, last_seen_at=alert.last_seen_at)
 
 
 @receiver(alert_acknowledged, dispatch_uid="incidents.on_alert_acknowledged")

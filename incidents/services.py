@@ -157,6 +157,22 @@ def add_timeline_entry(*, incident, kind, text, actor=None, data=None, at=None, 
     return entry
 
 
+def update_alert_entries(*, alert_id, room_id, text, count, last_seen_at):
+    """A repeated alert: its timeline entries (one per open incident of the room) say how often, in place.
+
+    Entries are append-only for people; this is the one in-place change, and only of an alert's own entry.
+    """
+    with transaction.atomic():
+        entries = list(IncidentTimelineEntry.objects.select_for_update()
+                       .filter(incident__room_id=room_id, kind=TimelineKind.ALERT, data__alert_id=alert_id))
+        for entry in entries:
+            data = {**entry.data, "count": count, "last_seen_at": last_seen_at.isoformat()}
+            IncidentTimelineEntry.objects.filter(pk=entry.pk).update(text=str(text)[:500], data=data)
+        for incident_id in {entry.incident_id for entry in entries}:
+            events.push_incident_on_commit(incident_id, parts=("timeline",))
+    return len(entries)
+
+
 def add_note(*, incident, text, actor):
     text = (text or "").strip()
     if not text:
@@ -556,10 +572,11 @@ def check_lines_down(*, now=None, threshold_s=None):
     candidates = Alert.objects.filter(kind=Alert.Kind.LINE_DOWN, raised_at__lte=cutoff,
                                       raised_at__gte=now - timezone.timedelta(hours=1)).select_related("room")
     for alert in candidates:
+        # an open alert counts repeats in place: compare with when each was last seen, not first raised
         recovered = (Alert.objects.filter(room=alert.room, line_role=alert.line_role, kind=Alert.Kind.LINE_RECOVERED,
-                                          raised_at__gt=alert.raised_at).exists()
+                                          last_seen_at__gt=alert.last_seen_at).exists()
                      or ControlAction.objects.filter(room=alert.room, action="publisher_connected",
-                                                     target=alert.line_role, created_at__gt=alert.raised_at).exists())
+                                                     target=alert.line_role, created_at__gt=alert.last_seen_at).exists())
         if recovered:
             continue
         if IncidentTimelineEntry.objects.filter(kind=TimelineKind.DETECTION, data__alert_id=alert.pk).exists():

@@ -134,6 +134,10 @@ def _ack_alert(room, user, data):
     return services.acknowledge_alert(alert_id=alert_id, user=user)
 
 
+def _ack_room_alerts(room, user, data):
+    return services.acknowledge_room_alerts(room=room, user=user)
+
+
 # name -> (roles allowed, function, label shown on the button result)
 ACTIONS = {
     "cut_backup": ((OPS, TECH_SUPPORT), _switch("backup"), _("切到备用")),
@@ -148,6 +152,7 @@ ACTIONS = {
     "post_chat_reply": ((FLOOR_CONTROL,), _chat_reply, _("快捷回复")),
     "open_incident": (ON_DUTY, _open_incident, _("创建事故")),
     "acknowledge_alert": (ON_DUTY, _ack_alert, _("确认告警")),
+    "acknowledge_room_alerts": (ON_DUTY, _ack_room_alerts, _("确认本直播间全部告警")),
 }
 
 

@@ -59,7 +59,8 @@ class HealthSampleAdmin(ReadOnlyAdmin):
 
 @admin.register(Alert)
 class AlertAdmin(ReadOnlyAdmin):
-    list_display = ("raised_at", "room", "kind", "severity", "message", "acknowledged_by", "acknowledged_at")
+    list_display = ("raised_at", "room", "kind", "severity", "message", "count", "last_seen_at", "acknowledged_by",
+                    "acknowledged_at")
     list_filter = ("kind", "severity", "room")
 
 

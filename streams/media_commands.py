@@ -10,6 +10,7 @@ from datetime import datetime
 from datetime import timezone as dt_timezone
 
 from django.db import transaction
+from django.utils.translation import gettext as _
 
 from controlroom.roles import OPS, TECH_SUPPORT, require_role
 
@@ -55,7 +56,21 @@ def _manual(reason):
     return f"manual: {reason}" if reason else "manual"
 
 
-def _apply_source(room, ack, *, action, actor, actor_label, reason):
+def _apply_source(room, ack, **kwargs):
+    """The worker has switched (viewers see it): record it, retrying a refused write; if that still fails,
+    say so — the operator must not read "failed" about a cut that happened."""
+    from controlroom.db import StillFailing, retry_write
+
+    try:
+        return retry_write(_record_source, room, ack, **kwargs)
+    except StillFailing as exc:
+        sources = dict(LiveRoom.Source.choices)
+        raise MediaCommandError(
+            _("节目已切到%(to)s(观众已看到),但记录未能写入(%(error)s):直播间状态与审计暂未更新,请刷新核对")
+            % {"to": sources.get(ack["to"], ack["to"]), "error": exc}) from exc
+
+
+def _record_source(room, ack, *, action, actor, actor_label, reason):
     from .services import record_action
 
     with transaction.atomic():

@@ -250,9 +250,16 @@ class Alert(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     acknowledged_as = models.CharField(max_length=10, choices=AckAs.choices, blank=True)
+    # A repeat of an open alert (same room and kind) updates it in place: how often, and when last.
+    count = models.PositiveIntegerField(_("次数"), default=1)
+    last_seen_at = models.DateTimeField(_("最近一次"), default=timezone.now)
 
     class Meta:
         ordering = ["-raised_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["room", "kind"], condition=models.Q(acknowledged_at__isnull=True),
+                                    name="one_open_alert_per_room_and_kind")
+        ]
         verbose_name = _("告警")
         verbose_name_plural = _("告警")
 
@@ -270,8 +277,11 @@ class Alert(models.Model):
                 "from": sources.get(d.get("from"), d.get("from")), "to": sources.get(d["to"], d["to"]),
                 "trigger": trigger}
         if kind == cls.Kind.FAILOVER_HOLD and "window_s" in d:
-            return _("自动切换已暂停:%(window)s 秒内已切换 %(n)s 次,请人工处理(%(trigger)s)") % {
+            text = _("自动切换已暂停:%(window)s 秒内已切换 %(n)s 次,请人工处理(%(trigger)s)") % {
                 "window": d["window_s"], "n": d.get("switches_in_window"), "trigger": trigger}
+            if d.get("refused", 1) > 1:
+                text += _(",已拒绝 %(refused)s 次自动切换") % {"refused": d["refused"]}
+            return text
         if kind == cls.Kind.WORKER_OVERLOADED and "lag_ms" in d:
             return _("媒体处理进程运行滞后(延迟 %(lag)s 毫秒):画面中断暂不判为线路故障,自动切换暂缓") % {
                 "lag": d["lag_ms"]}

@@ -6,17 +6,127 @@ from django.conf import settings
 MEDIA_WORKER_HEARTBEAT_PREFIX = "controlroom:mediaworker:heartbeat:"
 
 
-def media_worker_status():
-    if settings.MEDIA_WORKER_EMBEDDED:
-        return {"ok": True, "mode": "embedded"}
+def worker_heartbeats():
+    """{worker_id: heartbeat payload (rooms, at, loop_lag_ms, lease_renewed_at, ...)} from Redis."""
+    import json
+
     import redis
 
     client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
     try:
-        workers = [k.decode().rsplit(":", 1)[-1] for k in client.scan_iter(MEDIA_WORKER_HEARTBEAT_PREFIX + "*")]
+        keys = list(client.scan_iter(MEDIA_WORKER_HEARTBEAT_PREFIX + "*"))
+        values = client.mget(keys) if keys else []
     finally:
         client.close()
-    return {"ok": bool(workers), "mode": "process", "workers": sorted(workers)}
+    beats = {}
+    for key, value in zip(keys, values):
+        try:
+            payload = json.loads(value) if value else {}
+        except ValueError:
+            payload = {}
+        beats[key.decode().rsplit(":", 1)[-1]] = payload
+    return beats
+
+
+def room_service():
+    """Rooms that should be served (not ended) and the live leases on them (renewed within a lease)."""
+    from django.utils import timezone
+
+    from .models import LiveRoom, MediaWorkerLease
+
+    now = timezone.now()
+    expected = set(LiveRoom.objects.exclude(status=LiveRoom.Status.ENDED).values_list("slug", flat=True))
+    leases = {slug: (worker, expires_at) for slug, worker, expires_at in MediaWorkerLease.objects
+              .filter(expires_at__gt=now).values_list("room__slug", "worker_id", "expires_at")}
+    return now, expected, leases
+
+
+def media_worker_status():
+    """Does every room that should be on air have a worker whose lease is current and whose heartbeat is
+    alive? Process mode: leases + heartbeats; embedded: the in-process engine's loop answers in time."""
+    if settings.MEDIA_WORKER_EMBEDDED:
+        return embedded_media_status()
+    import time
+
+    beats = worker_heartbeats()
+    now, expected, leases = room_service()
+    served = {slug for slug, (worker, _exp) in leases.items() if worker in beats}
+    unserved = sorted(expected - served)
+    wall_now = time.time()
+    lease_s = settings.MEDIA_WORKER_LEASE_SECONDS
+    lag = {}
+    for worker_id, beat in sorted(beats.items()):
+        renewed = beat.get("lease_renewed_at")
+        lag[worker_id] = {
+            "heartbeat_age_s": round(wall_now - beat["at"], 2) if beat.get("at") else None,
+            "loop_lag_ms": beat.get("loop_lag_ms"),
+            "lease_renewed_age_s": round(wall_now - renewed, 2) if renewed else None,
+            "rooms": len([1 for _slug, (w, _e) in leases.items() if w == worker_id]),
+        }
+    oldest_renewal = max(((lease_s - (exp - now).total_seconds()) for _w, exp in leases.values()), default=None)
+    return {
+        "ok": bool(beats) and not unserved, "mode": "process", "workers": sorted(beats), "lag": lag,
+        "rooms": {"expected": len(expected), "served": len(served & expected), "unserved": unserved[:50]},
+        "oldest_lease_age_s": round(oldest_renewal, 2) if oldest_renewal is not None else None,
+    }
+
+
+def embedded_media_status(timeout=2.0):
+    """The in-process engine: idle until the first WHIP/WHEP request; once running, its loop must answer."""
+    import asyncio
+    import time
+
+    from .media.client import running_local_engine
+
+    engine = running_local_engine()
+    if engine is None:
+        return {"ok": True, "mode": "embedded", "engine": "idle"}
+
+    async def ping():
+        return time.perf_counter()
+
+    asked = time.perf_counter()
+    future = asyncio.run_coroutine_threadsafe(ping(), engine.loop)
+    try:
+        answered = future.result(timeout)
+    except Exception:
+        future.cancel()
+        return {"ok": False, "mode": "embedded", "engine": "running", "error": f"loop did not answer in {timeout} s",
+                "rooms": sorted(engine.rooms)}
+    return {"ok": True, "mode": "embedded", "engine": "running", "rooms": sorted(engine.rooms),
+            "loop_lag_ms": round((answered - asked) * 1000, 1)}
+
+
+def line_metrics(max_age_s=60):
+    """Newest health sample per room and line (within max_age_s) with the line's state, for /metrics."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from .models import HealthSample, IngestLine
+
+    since = timezone.now() - timedelta(seconds=max_age_s)
+    states = {(slug, role): state for slug, role, state in
+              IngestLine.objects.values_list("room__slug", "role", "state")}
+    newest = {}
+    for slug, role, fps, kbps in (HealthSample.objects.filter(at__gte=since).order_by("at")
+                                  .values_list("room__slug", "line_role", "fps", "bitrate_kbps")):
+        newest[(slug, role)] = (fps, kbps)
+    for key in states:
+        newest.setdefault(key, (None, None))
+    return [{"room": slug, "line": role, "state": states.get((slug, role), "program" if role == "program" else ""),
+             "fps": fps, "bitrate_kbps": kbps} for (slug, role), (fps, kbps) in sorted(newest.items())]
+
+
+def alert_and_action_counts():
+    from django.db.models import Count
+
+    from .models import Alert, ControlAction
+
+    open_alerts = dict(Alert.objects.filter(acknowledged_at__isnull=True).values_list("kind")
+                       .annotate(n=Count("id")).values_list("kind", "n"))
+    actions = dict(ControlAction.objects.values_list("outcome").annotate(n=Count("id")).values_list("outcome", "n"))
+    return open_alerts, actions
 
 
 def viewers_present(room, start, end):

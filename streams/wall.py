@@ -233,6 +233,7 @@ class WallHub:
         self._meta_task = None
         self.preparing = set()  # languages whose first snapshot is being rendered
         self.extra = []  # alert feed fragments for the next frame ({language: html})
+        self.alert_updates = set()  # alerts whose in-place update is being read and rendered
         self.room_set_changed = False
         self.frames_sent = 0
         self._flush_handle = None
@@ -321,6 +322,13 @@ class WallHub:
         elif kind == "alert.raised":
             self.refresh_meta(slug)
             self.loop.create_task(self._alert_fragment(message.get("alert_id"), new=True))
+        elif kind == "alert.updated":
+            # A repeat of an open alert: its entry is replaced in place (count, time), no beep; a storm of
+            # repeats of one alert costs one read and render per frame, not one per repeat.
+            alert_id = message.get("alert_id")
+            if alert_id not in self.alert_updates:
+                self.alert_updates.add(alert_id)
+                self.loop.create_task(self._alert_fragment(alert_id, new=False))
 
     def mark(self, slug):
         """A tile changed: render it now, while waiting for the slot, so the slot only joins and sends."""
@@ -369,6 +377,7 @@ class WallHub:
             self._flush_handle = self.loop.call_later(delay, lambda: self.loop.create_task(self.flush(slot)))
 
     async def _alert_fragment(self, alert_id, new):
+        self.alert_updates.discard(alert_id)
         alert = await database_sync_to_async(load_alert, thread_sensitive=False)(alert_id)
         if alert is None:
             return

@@ -11,7 +11,8 @@ from incidents.models import Incident, IncidentTimelineEntry, TimelineKind
 from streams import services as stream_services
 from streams.models import Alert, HealthSample, LiveSession, Viewer, ViewerSession
 
-pytestmark = pytest.mark.django_db
+# Reactions to streams signals run after commit: these tests commit.
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def auto_failover(room, latency_ms=84.0):

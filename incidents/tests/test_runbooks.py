@@ -132,6 +132,7 @@ def test_incident_page_shows_each_role_its_own_checklist(client, room, operator,
 
 
 @pytest.mark.skipif(not hasattr(stream_services, "pin_announcement"), reason="wall services not merged yet")
+@pytest.mark.django_db(transaction=True)  # the timeline mirrors the pin after commit
 def test_one_click_announcement_step_pins_it_for_viewers(client, room, floor_assistant):
     incident = services.open_incident(room=room, incident_type="host-emergency", actor=floor_assistant)
     step = _step(incident, "floor_control", action="pin_announcement")
@@ -204,6 +205,7 @@ def test_drill_report_shows_time_per_step(client, room, operator, tech_support, 
 
 
 @pytest.mark.skipif(not hasattr(stream_services, "pin_announcement"), reason="wall services not merged yet")
+@pytest.mark.django_db(transaction=True)  # the timeline mirrors the pin after commit
 def test_announcement_step_can_use_a_wall_template(room, manager, floor_assistant):
     from streams.models import AnnouncementTemplate
 

@@ -1,7 +1,10 @@
 """The engine's Django side: settings from LiveRoom, audit rows, alerts, health publishing, leases.
 
-Database work runs on one dedicated thread (ordered, one connection per process) so the media loop
-never blocks on the database.
+Business database work (audit rows, alerts, line states, health samples) runs on one dedicated thread
+(ordered, one connection) so the media loop never blocks on the database. Liveness (lease renewal) has a
+thread and connection of its own: it never queues behind business work. Under pressure business work is
+coalesced per room (line states, health samples: the newest wins; repeated holds: counted into one job);
+audit rows of actions are never dropped.
 """
 
 import asyncio
@@ -9,6 +12,7 @@ import logging
 import math
 import os
 import statistics
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
@@ -17,6 +21,8 @@ from django.conf import settings
 from django.db import IntegrityError, close_old_connections, transaction
 from django.utils import timezone, translation
 
+from controlroom.db import retry_write
+
 from .. import snapshots
 from ..media.engine import CommandError, Hooks, OutputConfig, RoomSettings
 
@@ -24,6 +30,7 @@ logger = logging.getLogger(__name__)
 
 HEALTH_SAMPLE_EVERY_S = 10
 _db_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="media-db")
+_lease_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="media-lease")
 
 
 def _setting(name, default):
@@ -56,11 +63,23 @@ async def run_db(fn, *args, **kwargs):
     return await asyncio.get_running_loop().run_in_executor(_db_executor, job)
 
 
+async def run_lease_db(fn, *args, **kwargs):
+    """Liveness work (lease renewal, release): its own thread and connection, never behind business work."""
+
+    def job():
+        close_old_connections()
+        return fn(*args, **kwargs)
+
+    return await asyncio.get_running_loop().run_in_executor(_lease_executor, job)
+
+
 async def close_db():
-    """Close the media DB thread's connection (tests, shutdown)."""
+    """Close the media DB threads' connections (tests, shutdown)."""
     from django.db import connections
 
-    await asyncio.get_running_loop().run_in_executor(_db_executor, connections.close_all)
+    loop = asyncio.get_running_loop()
+    await asyncio.gather(loop.run_in_executor(_db_executor, connections.close_all),
+                         loop.run_in_executor(_lease_executor, connections.close_all))
 
 
 # --- sync database work ---------------------------------------------------------------------
@@ -156,18 +175,28 @@ def record_auto_switch(slug, ack, trigger):
     return action.pk
 
 
-def record_failover_hold(slug, trigger, detail):
+def record_failover_hold(slug, trigger, detail, refused=1):
+    """Anti-flap refused `refused` automatic switches: one hold per room while its alert is open.
+
+    The first refusal opens the alert and writes the audit row; later ones count into the open alert
+    ("refused N attempts") instead of adding rows, beeps and timeline entries.
+    """
     from streams.models import Alert, LiveRoom
     from streams.services import raise_alert, record_action
 
     with transaction.atomic():
         room = LiveRoom.objects.get(slug=slug)
-        record_action(actor=None, actor_label="auto", action="failover_hold", room=room,
-                      target=detail.get("wanted", ""), reason=f"auto:{trigger}", outcome="refused", detail=detail)
-        alert_detail = {**detail, "trigger": trigger}
-        raise_alert(room=room, kind=Alert.Kind.FAILOVER_HOLD, severity=Alert.Severity.CRITICAL,
-                    line_role=detail.get("source", ""),
-                    message=stored_message(Alert.Kind.FAILOVER_HOLD, alert_detail), detail=alert_detail)
+        open_hold = (Alert.objects.select_for_update()
+                     .filter(room=room, kind=Alert.Kind.FAILOVER_HOLD, acknowledged_at__isnull=True).first())
+        total = (open_hold.count if open_hold else 0) + refused
+        if open_hold is None:
+            record_action(actor=None, actor_label="auto", action="failover_hold", room=room,
+                          target=detail.get("wanted", ""), reason=f"auto:{trigger}", outcome="refused",
+                          detail={**detail, "refused": refused})
+        alert_detail = {**detail, "trigger": trigger, "refused": total}
+        return raise_alert(room=room, kind=Alert.Kind.FAILOVER_HOLD, severity=Alert.Severity.CRITICAL,
+                           line_role=detail.get("source", ""), times=refused,
+                           message=stored_message(Alert.Kind.FAILOVER_HOLD, alert_detail), detail=alert_detail)
 
 
 def record_worker_overloaded(slug, trigger, detail):
@@ -237,6 +266,34 @@ class DjangoHooks(Hooks):
     def __init__(self):
         self.windows = {}
         self.line_states = {}
+        self._coalesced = {}  # key -> {"args": newest arguments} of a job waiting for the business thread
+        self._lock = threading.Lock()
+        self.shed = 0  # jobs superseded before they ran (line states, health windows, repeated holds)
+
+    async def _run_coalesced(self, key, fn, *args, merge=None):
+        """Queue fn(*args) unless a job of the same key is already waiting: then that job runs with the
+        newest arguments (or `merge(old, new)`), once. Keeps a busy business thread's queue bounded per room."""
+        with self._lock:
+            entry = self._coalesced.get(key)
+            if entry is not None:
+                entry["args"] = merge(entry["args"], args) if merge else args
+                self.shed += 1
+                return None
+            entry = self._coalesced[key] = {"args": args}
+
+        def job():
+            with self._lock:
+                if self._coalesced.get(key) is entry:
+                    del self._coalesced[key]
+                args = entry["args"]
+            return fn(*args)
+
+        try:
+            return await run_db(job)
+        finally:
+            with self._lock:  # the job never ran (cancelled): later calls must not wait for it
+                if self._coalesced.get(key) is entry:
+                    del self._coalesced[key]
 
     async def load_settings(self, room):
         return await run_db(load_room_settings, room)
@@ -244,19 +301,26 @@ class DjangoHooks(Hooks):
     async def publisher_event(self, room, role, action, detail):
         self.line_states.pop((room, role), None)  # the next health tick writes the real state
         try:
-            await run_db(record_publisher_event, room, role, action, detail)
+            await run_db(retry_write, record_publisher_event, room, role, action, detail)
         except Exception:
             logger.exception("%s/%s: recording %s failed", room, role, action)
 
     async def auto_switch(self, room, ack, trigger):
+        # Viewers already see the new source: the audit row and program_source must follow, so a refused
+        # write ("database is locked") is retried for ~25 s, each attempt one whole transaction.
         try:
-            await run_db(record_auto_switch, room, ack, trigger)
+            await run_db(retry_write, record_auto_switch, room, ack, trigger, attempts=8)
         except Exception:
-            logger.exception("%s: recording auto switch failed", room)
+            logger.critical("%s: the program switched %s → %s (%s) but recording it failed; the room's "
+                            "program_source is stale until the next switch", room, ack.get("from"), ack.get("to"),
+                            trigger, exc_info=True)
 
     async def failover_hold(self, room, trigger, detail):
+        def merge(old, new):  # refusals waiting for the business thread are counted into one write
+            return (*new[:2], old[2] + new[2])
+
         try:
-            await run_db(record_failover_hold, room, trigger, detail)
+            await self._run_coalesced(("hold", room), record_failover_hold, room, trigger, detail, 1, merge=merge)
         except Exception:
             logger.exception("%s: recording failover hold failed", room)
 
@@ -284,7 +348,7 @@ class DjangoHooks(Hooks):
             if self.line_states.get((room, role)) != state:
                 self.line_states[(room, role)] = state
                 try:
-                    await run_db(set_line_state, room, role, state)
+                    await self._run_coalesced(("line", room, role), set_line_state, room, role, state)
                 except Exception:
                     logger.exception("%s/%s: updating line state failed", room, role)
         window = self.windows.setdefault(room, [])
@@ -292,7 +356,7 @@ class DjangoHooks(Hooks):
         if len(window) >= getattr(settings, "MEDIA_HEALTH_SAMPLE_S", HEALTH_SAMPLE_EVERY_S):
             self.windows[room] = []
             try:
-                await run_db(downsample, room, window)
+                await self._run_coalesced(("samples", room), downsample, room, window)
             except Exception:
                 logger.exception("%s: writing health samples failed", room)
 

@@ -43,15 +43,17 @@ class Command(BaseCommand):
                           f"({simulator.DEMO_WIDTH}x{simulator.DEMO_HEIGHT}@{simulator.DEMO_FPS})")
 
         async def main():
+            # Pre-encoding the clips keeps the loop busy for seconds: until the lines exist, SIGTERM keeps its
+            # default action (exit at once) instead of waiting for a loop that cannot run the handler.
+            sims = [simulator.SimulatedLine(url.rstrip("/"), slug, role, demo_publish_token(slug, role),
+                                            index_of.get(slug, 0), demo.fault_dir())
+                    for slug in wanted for role in roles]
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, stop.set)
             if duration:
                 loop.call_later(duration, stop.set)
-            sims = [simulator.SimulatedLine(url.rstrip("/"), slug, role, demo_publish_token(slug, role),
-                                            index_of.get(slug, 0), demo.fault_dir())
-                    for slug in wanted for role in roles]
             await asyncio.gather(*(sim.run(stop) for sim in sims))
 
         asyncio.run(main())
