@@ -3,6 +3,9 @@
 Checks (room, line, token, SDP) happen here; the engine (in-process or in `mediaworker`) does the rest.
 """
 
+import logging
+
+from aiortc.sdp import candidate_from_sdp
 from asgiref.sync import sync_to_async
 from django.http import HttpResponse
 from django.urls import reverse
@@ -10,7 +13,11 @@ from django.views.decorators.csrf import csrf_exempt
 
 from .media import client
 from .media.engine import BadOffer, CommandError, OutputFull, validate_offer
+from .media.sdp_check import MAX_BYTES as MAX_OFFER_BYTES
+from .media.sdp_check import SdpRejected, check_offer
 from .models import IngestLine, LiveRoom
+
+logger = logging.getLogger(__name__)
 
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
@@ -49,13 +56,30 @@ def _room(room_slug):
     return LiveRoom.objects.filter(slug=room_slug).first()
 
 
-async def _read_offer(request):
+MAX_SDPFRAG_BYTES = 4096  # a trickle PATCH carries a few candidate lines
+
+
+async def _read_offer(request, need_video):
+    """The offer, checked cheaply (size, lines, m-lines, ICE and DTLS attributes) and then parsed.
+
+    Hostile offers are refused here in the web process, in well under a millisecond per KB, before
+    anything reaches the media engine."""
     if request.content_type != "application/sdp":
         return None, _error(415, "Content-Type must be application/sdp")
+    if len(request.body) > MAX_OFFER_BYTES:
+        return None, _error(413, f"the SDP offer is too large (at most {MAX_OFFER_BYTES} bytes)")
     try:
         sdp = request.body.decode("utf-8")
     except UnicodeDecodeError:
         return None, _error(400, "the SDP offer is not UTF-8 text")
+    try:
+        check_offer(sdp, need_video=True)
+        validate_offer(sdp, need_video=need_video)
+    except (SdpRejected, BadOffer) as exc:
+        return None, _error(400, str(exc))
+    except Exception as exc:  # noqa: BLE001 - aiortc's parser on hostile input: a bad offer, never a 500
+        logger.info("offer refused by the SDP parser: %r", exc)
+        return None, _error(400, "malformed SDP offer")
     return sdp, None
 
 
@@ -70,6 +94,14 @@ async def _engine_call(op, room_slug, **kwargs):
         return None, _error(409, str(exc))
     except (client.MediaUnavailable, TimeoutError) as exc:
         return None, _error(503, f"media worker unavailable: {exc}")
+    except Exception:  # noqa: BLE001 - what the client sent made the engine fail: its fault until proven otherwise
+        logger.exception("media engine failed on %s for room %s", op, room_slug)
+        return None, _error(400, "the media worker could not use this request")
+
+
+def _session_id_ok(session_id):
+    """Session ids are the engine's uuid4 hex: anything else is refused without asking the engine."""
+    return len(session_id) == 32 and all(c in "0123456789abcdef" for c in session_id)
 
 
 @csrf_exempt
@@ -86,13 +118,9 @@ async def whip(request, room_slug, line_role):
     if not line.check_token(_bearer(request)):
         return _error(401, "missing or wrong publish token (Authorization: Bearer <token>)",
                       headers={"WWW-Authenticate": 'Bearer realm="whip"'})
-    sdp, problem = await _read_offer(request)
+    sdp, problem = await _read_offer(request, need_video=("vp8", "h264"))
     if problem:
         return problem
-    try:
-        validate_offer(sdp, need_video=("vp8", "h264"))
-    except BadOffer as exc:
-        return _error(400, str(exc))
     result, problem = await _engine_call("whip", room_slug, role=line_role, sdp=sdp)
     if problem:
         return problem
@@ -109,6 +137,11 @@ async def whip_session(request, room_slug, line_role, session_id):
     line = await sync_to_async(_line)(room_slug, line_role)
     if line is None:
         return _error(404, f"no room {room_slug!r} with a {line_role} line")
+    if not line.check_token(_bearer(request)):
+        return _error(401, "missing or wrong publish token (Authorization: Bearer <token>)",
+                      headers={"WWW-Authenticate": 'Bearer realm="whip"'})
+    if not _session_id_ok(session_id):
+        return _error(404, "no such WHIP session")
     if request.method == "PATCH":
         return await _patch(request, "whip", room_slug, session_id, role=line_role)
     result, problem = await _engine_call("whip_delete", room_slug, role=line_role, session=session_id)
@@ -122,8 +155,17 @@ async def whip_session(request, room_slug, line_role, session_id):
 async def _patch(request, kind, room_slug, session_id, role=None):
     if request.content_type != "application/trickle-ice-sdpfrag":
         return _error(415, "Content-Type must be application/trickle-ice-sdpfrag")
+    if len(request.body) > MAX_SDPFRAG_BYTES:
+        return _error(413, f"the SDP fragment is too large (at most {MAX_SDPFRAG_BYTES} bytes)")
+    sdpfrag = request.body.decode("utf-8", "replace")
+    try:
+        for raw in sdpfrag.splitlines():
+            if raw.strip().startswith("a=candidate:"):
+                candidate_from_sdp(raw.strip()[len("a=candidate:"):])
+    except Exception:  # noqa: BLE001 - the engine would fail on the same line
+        return _error(400, "malformed ICE candidate in the SDP fragment")
     result, problem = await _engine_call("patch", room_slug, kind=kind, session=session_id,
-                                         sdpfrag=request.body.decode("utf-8", "replace"), role=role)
+                                         sdpfrag=sdpfrag, role=role)
     if problem:
         return problem
     if not result["ok"]:
@@ -142,13 +184,9 @@ async def whep(request, room_slug):
         return _error(404, f"no room {room_slug!r}")
     if room.status == LiveRoom.Status.ENDED:
         return _error(404, f"room {room_slug!r} has ended")
-    sdp, problem = await _read_offer(request)
+    sdp, problem = await _read_offer(request, need_video=("vp8",))
     if problem:
         return problem
-    try:
-        validate_offer(sdp, need_video=("vp8",))
-    except BadOffer as exc:
-        return _error(400, str(exc))
     result, problem = await _engine_call("whep", room_slug, sdp=sdp)
     if problem:
         return problem
@@ -162,6 +200,8 @@ async def whep_session(request, room_slug, session_id):
         return _options()
     if request.method not in ("DELETE", "PATCH"):
         return _error(405, "use DELETE to end the session", headers={"Allow": "DELETE, PATCH, OPTIONS"})
+    if not _session_id_ok(session_id):
+        return _error(404, "no such WHEP session")
     if request.method == "PATCH":
         return await _patch(request, "whep", room_slug, session_id)
     result, problem = await _engine_call("whep_delete", room_slug, session=session_id)
