@@ -7,10 +7,14 @@ import logging
 
 from aiortc.sdp import candidate_from_sdp
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.http import HttpResponse
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 
+from controlroom.roles import ON_DUTY, has_role
+
+from . import client_limits
 from .media import client
 from .media.engine import BadOffer, CommandError, OutputFull, validate_offer
 from .media.sdp_check import MAX_BYTES as MAX_OFFER_BYTES
@@ -99,6 +103,36 @@ async def _engine_call(op, room_slug, **kwargs):
         return None, _error(400, "the media worker could not use this request")
 
 
+def _too_many(refusal):
+    return _error(429, refusal.reason, headers={"Retry-After": str(refusal.retry_after)})
+
+
+def _on_duty(request):
+    """Staff (the wall's previews, the room page) are not anonymous: no per-client limits for them."""
+    if not request.COOKIES.get(settings.SESSION_COOKIE_NAME):
+        return False
+    return has_role(request.user, *ON_DUTY)
+
+
+async def _over_rate(request):
+    """Spend one request from the client's budget; a 429 response when it has none left."""
+    refusal = await client_limits.take_request(client_limits.client_address(request))
+    if refusal is not None and not await sync_to_async(_on_duty)(request):
+        return _too_many(refusal)
+    return None
+
+
+async def _still_playing(room_slug, session_id):
+    """Does the engine still have this WHEP session? (An empty trickle PATCH changes nothing.)"""
+    try:
+        result = await client.call("patch", room_slug, kind="whep", session=session_id, sdpfrag="")
+    except (client.MediaUnavailable, CommandError):
+        return False  # its worker or room is gone, and the session with it
+    except Exception:  # noqa: BLE001 - unknown: keep counting it (the count's TTL is the backstop)
+        return True
+    return bool(result.get("ok"))
+
+
 def _session_id_ok(session_id):
     """Session ids are the engine's uuid4 hex: anything else is refused without asking the engine."""
     return len(session_id) == 32 and all(c in "0123456789abcdef" for c in session_id)
@@ -110,6 +144,8 @@ async def whip(request, room_slug, line_role):
         return _options()
     if request.method != "POST":
         return _error(405, "use POST with an SDP offer", headers={"Allow": "POST, OPTIONS"})
+    if problem := await _over_rate(request):
+        return problem
     if line_role not in IngestLine.Role.values:
         return _error(404, f"unknown line {line_role!r}: use primary or backup")
     line = await sync_to_async(_line)(room_slug, line_role)
@@ -134,6 +170,8 @@ async def whip_session(request, room_slug, line_role, session_id):
         return _options()
     if request.method not in ("DELETE", "PATCH"):
         return _error(405, "use DELETE to end the session", headers={"Allow": "DELETE, PATCH, OPTIONS"})
+    if problem := await _over_rate(request):
+        return problem
     line = await sync_to_async(_line)(room_slug, line_role)
     if line is None:
         return _error(404, f"no room {room_slug!r} with a {line_role} line")
@@ -179,6 +217,8 @@ async def whep(request, room_slug):
         return _options()
     if request.method != "POST":
         return _error(405, "use POST with an SDP offer", headers={"Allow": "POST, OPTIONS"})
+    if problem := await _over_rate(request):
+        return problem
     room = await sync_to_async(_room)(room_slug)
     if room is None:
         return _error(404, f"no room {room_slug!r}")
@@ -187,9 +227,23 @@ async def whep(request, room_slug):
     sdp, problem = await _read_offer(request, need_video=("vp8",))
     if problem:
         return problem
-    result, problem = await _engine_call("whep", room_slug, sdp=sdp)
+    seat = await client_limits.hold_seat(client_limits.client_address(request), room_slug, _still_playing)
+    if isinstance(seat, client_limits.Refusal):
+        if not await sync_to_async(_on_duty)(request):
+            return _too_many(seat)
+        seat = None
+    try:
+        result, problem = await _engine_call("whep", room_slug, sdp=sdp)
+    except BaseException:
+        if seat is not None:
+            await seat.give_back()
+        raise
     if problem:
+        if seat is not None:
+            await seat.give_back()
         return problem
+    if seat is not None:
+        await seat.confirm(result["session"])
     location = reverse("whep_session", args=[room_slug, result["session"]])
     return _response(result["sdp"], status=201, content_type="application/sdp", headers={"Location": location})
 
@@ -200,6 +254,8 @@ async def whep_session(request, room_slug, session_id):
         return _options()
     if request.method not in ("DELETE", "PATCH"):
         return _error(405, "use DELETE to end the session", headers={"Allow": "DELETE, PATCH, OPTIONS"})
+    if problem := await _over_rate(request):
+        return problem
     if not _session_id_ok(session_id):
         return _error(404, "no such WHEP session")
     if request.method == "PATCH":
@@ -207,6 +263,7 @@ async def whep_session(request, room_slug, session_id):
     result, problem = await _engine_call("whep_delete", room_slug, session=session_id)
     if problem:
         return problem
+    await client_limits.release(session_id)
     if not result["deleted"]:
         return _error(404, "no such WHEP session")
     return _response("", status=200)
