@@ -12,6 +12,7 @@ at the latest after WHEP_SESSION_COUNT_TTL_S.
 
 import asyncio
 import ipaddress
+import logging
 import math
 import threading
 import time
@@ -19,6 +20,8 @@ import uuid
 from dataclasses import dataclass
 
 from django.conf import settings
+
+logger = logging.getLogger(__name__)
 
 PENDING_TTL_S = 30  # a seat held while the engine answers the offer (its request timeout is 10 s)
 
@@ -111,6 +114,10 @@ class MemoryBackend:
             members.pop(f"{room} {pending}", None)
             members[f"{room} {session}"] = expires_at
             self.owners[session] = (address, room, expires_at)
+            if len(self.owners) > 10_000:  # sessions nobody ended: forgotten once their count expired
+                now = time.time()
+                for old in [k for k, (_, _, exp) in self.owners.items() if exp <= now]:
+                    del self.owners[old]
 
     async def drop(self, address, room, member):
         with self.lock:
@@ -240,10 +247,22 @@ def backend():
 
 # --- what the views call ---------------------------------------------------------------------------
 
+async def _guarded(what, coro, default=None):
+    """While Redis is unreachable nobody is limited (the failure is logged): refusing every viewer
+    would do the attacker's work."""
+    from redis.exceptions import RedisError
+
+    try:
+        return await coro
+    except (RedisError, OSError, asyncio.TimeoutError) as exc:
+        logger.warning("signalling limits unavailable (%s): %r; not limiting", what, exc)
+        return default
+
+
 async def take_request(address):
     """One request's worth of this client's budget; a Refusal when it has none left."""
     per_s = settings.SIGNALLING_PER_MINUTE / 60.0
-    wait = await backend().take(address, settings.SIGNALLING_BURST, per_s, time.time())
+    wait = await _guarded("rate", backend().take(address, settings.SIGNALLING_BURST, per_s, time.time()), 0.0)
     if wait > 0:
         return Refusal("too many requests from this address; slow down", max(1, math.ceil(wait)))
     return None
@@ -256,11 +275,11 @@ class Seat:
         self.address, self.room, self.pending = address, room, pending
 
     async def confirm(self, session):
-        await backend().confirm(self.address, self.room, self.pending, session,
-                                time.time() + settings.WHEP_SESSION_COUNT_TTL_S)
+        await _guarded("confirm", backend().confirm(self.address, self.room, self.pending, session,
+                                                    time.time() + settings.WHEP_SESSION_COUNT_TTL_S))
 
     async def give_back(self):
-        await backend().drop(self.address, self.room, self.pending)
+        await _guarded("give back", backend().drop(self.address, self.room, self.pending))
 
 
 async def hold_seat(address, room, still_there):
@@ -271,11 +290,11 @@ async def hold_seat(address, room, still_there):
     for attempt in (1, 2):
         now = time.time()
         pending = "pending-" + uuid.uuid4().hex
-        full = await backend().reserve(address, room, pending, settings.WHEP_SESSIONS_PER_CLIENT_ROOM,
-                                       settings.WHEP_SESSIONS_PER_CLIENT, now + PENDING_TTL_S, now)
+        full = await _guarded("seats", backend().reserve(address, room, pending, settings.WHEP_SESSIONS_PER_CLIENT_ROOM,
+                                                         settings.WHEP_SESSIONS_PER_CLIENT, now + PENDING_TTL_S, now), "")
         if not full:
             return Seat(address, room, pending)
-        if attempt == 1 and await _forget_ended(address, now, still_there):
+        if attempt == 1 and await _guarded("seats", _forget_ended(address, now, still_there), False):
             continue
         limit = (settings.WHEP_SESSIONS_PER_CLIENT_ROOM if full == "room" else settings.WHEP_SESSIONS_PER_CLIENT)
         where = "in this room" if full == "room" else "in all"
@@ -295,7 +314,7 @@ async def _forget_ended(address, now, still_there):
 
 async def release(session):
     """The session ended (DELETE): it no longer counts against its client."""
-    return await backend().release(session)
+    return await _guarded("release", backend().release(session), False)
 
 
 def reset():

@@ -226,3 +226,18 @@ async def test_the_embedded_default_counts_in_memory(settings):
     assert isinstance(await client_limits.hold_seat("192.0.2.9", "r1", gone), client_limits.Refusal)
     assert [await client_limits.take_request("192.0.2.9") for _ in range(3)][-1].retry_after == 1
     client_limits.reset()
+
+
+async def test_an_unreachable_redis_limits_nobody_rather_than_everybody(settings, caplog):
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
+    assert isinstance(client_limits.backend(), client_limits.RedisBackend)
+
+    async def alive(room, session):
+        return True
+
+    assert await client_limits.take_request("192.0.2.10") is None
+    seat = await client_limits.hold_seat("192.0.2.10", "r1", alive)
+    assert isinstance(seat, client_limits.Seat)
+    await seat.confirm("s1")
+    assert await client_limits.release("s1") is False
+    assert "signalling limits unavailable" in caplog.text
