@@ -47,6 +47,15 @@ def broadcasts_sent_before_the_next_test():
 
 
 @pytest.fixture(autouse=True)
+def fresh_signalling_limits():
+    """Every test's clients are 127.0.0.1: one test's (or run's) requests must not spend the next one's budget."""
+    from streams import client_limits
+
+    client_limits.reset()
+    yield
+
+
+@pytest.fixture(autouse=True)
 def fresh_channel_layer_after_a_leaked_receive(request):
     """Each async test has its own event loop, but the channel layer is one object per process. If a test
     ends with a receive still pending, channels_redis keeps that receive's lock and loop, and the next

@@ -30,6 +30,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlroom.settings")
+# Every viewer here is one loopback address: lift the per-client limits meant for anonymous strangers.
+for _name in ("SIGNALLING_BURST", "SIGNALLING_PER_MINUTE", "WHEP_SESSIONS_PER_CLIENT", "WHEP_SESSIONS_PER_CLIENT_ROOM"):
+    os.environ.setdefault(_name, "100000")
 
 WIDTH, HEIGHT, FPS = 640, 360, 30
 CLK_TCK = os.sysconf("SC_CLK_TCK")

@@ -258,6 +258,16 @@ MEDIA_WORKER_LEASE_SECONDS = env_int("MEDIA_WORKER_LEASE_SECONDS", 10, 2, 600)
 # without one only loopback clients may read it.
 METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "").strip()
 
+# --- Public signalling (WHIP/WHEP): per-client limits (streams/client_limits.py) --------
+# Counted per client address: REMOTE_ADDR, or the X-Forwarded-For entry added by one of these proxies.
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", [])
+SIGNALLING_BURST = env_int("SIGNALLING_BURST", 20, 1, 100000)  # requests at once per address
+SIGNALLING_PER_MINUTE = env_int("SIGNALLING_PER_MINUTE", 60, 1, 1000000)  # then this many a minute
+WHEP_SESSIONS_PER_CLIENT = env_int("WHEP_SESSIONS_PER_CLIENT", 8, 1, 100000)
+WHEP_SESSIONS_PER_CLIENT_ROOM = env_int("WHEP_SESSIONS_PER_CLIENT_ROOM", 4, 1, 100000)
+# Backstop: a counted session the client never ended and nobody checked is forgotten after this long.
+WHEP_SESSION_COUNT_TTL_S = env_int("WHEP_SESSION_COUNT_TTL_S", 4 * 3600, 60, 7 * 24 * 3600)
+
 # --- The wall ---------------------------------------------------------------------
 # Flow control per dashboard: frames the browser has not confirmed (it confirms once a second).
 # Past this many, the dashboard gets nothing more until it catches up, then one fresh snapshot;

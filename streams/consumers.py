@@ -14,6 +14,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.template.loader import render_to_string
 from django.utils import translation
+from django.utils.translation import gettext
 from urllib.parse import parse_qs
 
 from controlroom.roles import ON_DUTY, allows
@@ -37,10 +38,13 @@ def dashboard_language(scope):
 
 
 class WallConsumer(AsyncWebsocketConsumer):
-    """One dashboard. Frames come from the process's WallHub; this socket adds its sequence number."""
+    """One dashboard. Frames come from the process's WallHub; this socket adds its sequence number.
+
+    On /ws/wall/<slug>/ (a room page) it gets that room's tile and alerts only, and acts on that room only."""
 
     async def connect(self):
         self.user = self.scope.get("user")
+        self.room = (self.scope.get("url_route") or {}).get("kwargs", {}).get("slug")
         self.seq = 0
         self.hub = None
         self.language = None
@@ -54,7 +58,7 @@ class WallConsumer(AsyncWebsocketConsumer):
         self.language = dashboard_language(self.scope)
         await self.accept()
         self.hub = await get_wall_hub()
-        snapshot = await self.hub.snapshot(self.language)
+        snapshot = await self.hub.snapshot(self.language, self.room)
         self.hub.add(self)
         await self.send_frame(snapshot)
 
@@ -87,8 +91,8 @@ class WallConsumer(AsyncWebsocketConsumer):
         if self.behind_since is not None and self.seen_seq == self.seq:
             self.behind_since = None
             # Caught up: the whole wall and alert feed, fresh (what it missed was superseded anyway).
-            alerts = await database_sync_to_async(render_alert_feed, thread_sensitive=False)(self.language)
-            await self.send_frame(await self.hub.snapshot(self.language) + alerts)
+            alerts = await database_sync_to_async(render_alert_feed, thread_sensitive=False)(self.language, self.room)
+            await self.send_frame(await self.hub.snapshot(self.language, self.room) + alerts)
 
     async def send_frame(self, html):
         self.seq += 1
@@ -110,6 +114,10 @@ class WallConsumer(AsyncWebsocketConsumer):
             return
         if len(self.inflight) >= MAX_INFLIGHT_ACTIONS:
             await self.send_result_html(data, "refused", "", "too many pending actions")
+            return
+        if self.room and data.get("room") != self.room:
+            with translation.override(self.language):
+                await self.send_result_html(data, "refused", "", gettext("此页面只能操作本直播间"))
             return
         # Actions may wait for the media worker: run them beside the socket, not in front of it.
         task = asyncio.ensure_future(self.run_action(data))

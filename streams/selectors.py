@@ -144,8 +144,11 @@ def viewers_present(room, start, end):
             .values_list("viewer_id", flat=True).distinct())
 
 
-def recent_alerts(limit=30):
-    """The wall's alert feed: newest first."""
+def recent_alerts(limit=30, room=None):
+    """The wall's alert feed (a room page's: that room's alerts): newest first."""
     from .models import Alert
 
-    return Alert.objects.select_related("room", "acknowledged_by").order_by("-raised_at")[:limit]
+    alerts = Alert.objects.select_related("room", "acknowledged_by")
+    if room is not None:
+        alerts = alerts.filter(room__slug=getattr(room, "slug", room))
+    return alerts.order_by("-raised_at")[:limit]

@@ -100,7 +100,7 @@ def room_detail(request, slug):
     history = ControlAction.objects.filter(room=room).select_related("actor")[:50]
     return render(request, "streams/room_detail.html", {
         **ctx, "room": room, "tile": ctx["tiles"][0] if ctx["tiles"] else None, "history": history,
-        "announcement": current_announcement(room), "alerts": recent_alerts(), "alerts_muted": _muted(request.user),
+        "announcement": current_announcement(room), "alerts": recent_alerts(room=room), "alerts_muted": _muted(request.user),
         "cue_url": request.build_absolute_uri(reverse("cue_screen", args=[slug])) + "?k=" + cue_screen_key(room),
         "cues": HostCue.objects.filter(room=room)[:10],
         "chat": ChatMessage.objects.filter(room=room).order_by("-created_at")[:20],

@@ -89,13 +89,14 @@ def load_room_meta(slugs=None):
     return meta
 
 
-def render_alert_feed(language):
-    """The whole alert feed as an out-of-band swap (a dashboard resynchronising after falling behind)."""
+def render_alert_feed(language, room=None):
+    """The whole alert feed as an out-of-band swap (a dashboard resynchronising after falling behind);
+    a room page's feed has that room's alerts only."""
     from .selectors import recent_alerts
 
     with translation.override(language):
         items = "".join(render_to_string("streams/wall.html#alert_item", {"alert": alert})
-                        for alert in recent_alerts())
+                        for alert in recent_alerts(room=room))
     return f'<ol id="alert-list" class="alerts" hx-swap-oob="innerHTML">{items}</ol>'
 
 
@@ -232,7 +233,7 @@ class WallHub:
         self.meta_dirty = set()  # database state changed: re-read, then re-render
         self._meta_task = None
         self.preparing = set()  # languages whose first snapshot is being rendered
-        self.extra = []  # alert feed fragments for the next frame ({language: html})
+        self.extra = []  # alert feed fragments for the next frame: (room slug, {language: html})
         self.alert_updates = set()  # alerts whose in-place update is being read and rendered
         self.room_set_changed = False
         self.frames_sent = 0
@@ -386,7 +387,7 @@ class WallHub:
             with translation.override(language):
                 item = render_to_string("streams/wall.html#alert_item", {"alert": alert, "fresh": new})
             items[language] = f'<div hx-swap-oob="afterbegin:#alert-list">{item}</div>' if new else item
-        self.extra.append(items)
+        self.extra.append((alert.room.slug, items))
         self._schedule()
 
     async def _watch_staleness(self):
@@ -439,8 +440,9 @@ class WallHub:
 
     def _take_frames(self):
         """The frame per language: every tile changed since the last frame (latest state, rendered once),
-        the room-set marker, alert items."""
+        the room-set marker, alert items. Room pages get their own room's part only, keyed (language, slug)."""
         languages = self.languages()
+        room_scopes = {(d.language, d.room) for d in self.dashboards if d.room}
         for language in list(self.tiles):
             if language not in languages:
                 del self.tiles[language]  # nobody reads it: rebuilt by the next snapshot in that language
@@ -457,9 +459,18 @@ class WallHub:
                     parts.append(cache[slug][1])
             if self.room_set_changed:
                 parts.append(self.room_set_marker())
-            parts.extend(item.get(language) or item[settings.LANGUAGE_CODE] for item in extra)
+            parts.extend(item.get(language) or item[settings.LANGUAGE_CODE] for _, item in extra)
             if parts:
                 frames[language] = "".join(parts)
+        for language, slug in room_scopes:
+            cache, changed = self.tiles.get(language, {}), pending.get(language, {})
+            parts = []
+            if slug in changed and slug in cache:
+                parts = [cache[slug][0]] if changed[slug] else []
+                parts.append(cache[slug][1])
+            parts.extend(item.get(language) or item[settings.LANGUAGE_CODE] for room, item in extra if room == slug)
+            if parts:
+                frames[(language, slug)] = "".join(parts)
         self.room_set_changed = False
         return frames
 
@@ -491,7 +502,7 @@ class WallHub:
         slugs = ",".join(sorted(self.meta, key=lambda s: self.meta[s]["name"]))
         return f'<div id="wall-rooms" hx-swap-oob="true" data-rooms="{slugs}"></div>'
 
-    async def snapshot(self, language):
+    async def snapshot(self, language, room=None):
         if language not in self.tiles or any(slug not in self.tiles[language] for slug in self.meta):
             self.preparing.add(language)  # changes arriving meanwhile are rendered in it too
             try:
@@ -499,12 +510,14 @@ class WallHub:
             finally:
                 self.preparing.discard(language)
         cache = self.tiles[language]
+        if room is not None:
+            return cache[room][0] + cache[room][1] if room in self.meta and room in cache else ""
         return "".join(cache[slug][0] + cache[slug][1] for slug in self.meta if slug in cache) + self.room_set_marker()
 
     async def broadcast(self, frames):
         self.frames_sent += 1
         for dashboard in list(self.dashboards):
-            frame = frames.get(dashboard.language)
+            frame = frames.get((dashboard.language, dashboard.room) if dashboard.room else dashboard.language)
             if frame is None:
                 continue
             try:

@@ -1,9 +1,70 @@
-/* The wall: stamps actions with nonce + issue time, shows pending -> done/failed, checks frame
- * sequence numbers and confirms them (flow control), filters/sorts tiles, plays alert sounds, starts previews, keyboard shortcuts. */
+/* The wall: stamps actions with nonce + issue time, shows pending -> done/failed (or "not sent — retry" while
+ * the socket is down), checks frame sequence numbers and confirms them (flow control), reconnects with backoff
+ * to a fresh snapshot, filters/sorts tiles, plays alert sounds, starts previews, keyboard shortcuts.
+ * Other sockets on the page (e.g. a room panel's) bubble their htmx:ws* events through #wall: only the wall's
+ * own socket counts here. */
 (function () {
   "use strict";
   var wall = null;
   var lastSeq = 0;
+  var RESULT_TIMEOUT_MS = 10000;  // an action with no result by then is shown as unknown
+  var reconnectTries = 0;
+  var reconnectTimer = null;
+
+  function wrapper() {
+    var data = wall && wall["htmx-internal-data"];
+    return data && data.webSocket;
+  }
+
+  function wallSocket() {
+    var w = wrapper();
+    return w && w.socket;
+  }
+
+  function text(name, fallback) {
+    return (wall && wall.dataset[name]) || fallback;
+  }
+
+  // A fresh socket (the server sends a full snapshot on connect). Backoff with full jitter, up to 10 s.
+  function reconnect(immediately) {
+    var w = wrapper();
+    if (!w || reconnectTimer) return;
+    var delay = immediately ? 0 : Math.random() * Math.min(10000, 500 * Math.pow(2, reconnectTries));
+    reconnectTries += 1;
+    reconnectTimer = setTimeout(function () { reconnectTimer = null; w.init(); }, delay);
+  }
+
+  function settle(ack, outcome, message) {
+    ack.className = "ack " + outcome;
+    ack.textContent = message;
+    var btn = document.querySelector('button[data-nonce="' + ack.dataset.nonce + '"]');
+    if (btn) { btn.classList.remove("pending"); btn.removeAttribute("data-nonce"); }
+  }
+
+  // Sent, but the socket closed (or nothing came back in time): the server may or may not have done it.
+  function unknownResults(olderThan) {
+    document.querySelectorAll(".ack.pending[data-nonce]").forEach(function (ack) {
+      if (olderThan && Date.now() - parseInt(ack.dataset.sentAt || "0", 10) < olderThan) return;
+      settle(ack, "failed", "? " + ack.dataset.label + ":" + text("msgLost", "未收到结果,请查看操作记录"));
+    });
+  }
+
+  // Not sent (socket down): say so, with a button that sends it again (a new nonce and issue time).
+  function notSent(elt, acks, label) {
+    if (!acks) { window.alert(text("msgUnsent", "未发送") + ":" + label); return; }
+    var span = document.createElement("span");
+    span.className = "ack failed unsent";
+    span.textContent = "✗ " + label + ":" + text("msgUnsent", "未发送") + " — ";
+    var retry = document.createElement("button");
+    retry.type = "button"; retry.className = "link retry"; retry.textContent = text("msgRetry", "重试");
+    retry.addEventListener("click", function () {
+      span.remove();
+      if (elt.tagName === "FORM") elt.requestSubmit(); else elt.click();
+    });
+    span.appendChild(retry);
+    acks.prepend(span);
+    while (acks.children.length > 4) acks.lastElementChild.remove();
+  }
 
   function uuid() {
     if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
@@ -13,38 +74,50 @@
   // Every action message carries a fresh nonce and its issue time; the server refuses replays and stale ones.
   document.addEventListener("htmx:wsConfigSend", function (evt) {
     var elt = evt.detail.elt || evt.target;
+    if (!wall || !wall.contains(elt)) return;
     var btn = elt.closest("button, form");
+    var trigger = evt.detail.triggeringEvent;
     if (btn && btn.dataset.confirm && !window.confirm(btn.dataset.confirm)) { evt.preventDefault(); return; }
+    var tile = elt.closest(".tile, .room-detail");
+    var acks = tile && tile.querySelector(".tile-acks");
+    var label = btn ? ((btn.tagName === "FORM" ? (btn.querySelector("button") || btn) : btn).textContent || "").trim().slice(0, 20) : "";
+    var socket = wallSocket();
+    if (!socket || socket.readyState !== 1) {
+      // htmx would queue it and send it after a reconnect, where the server refuses it as stale: say it now
+      evt.preventDefault();
+      if (trigger && trigger.type === "submit") trigger.preventDefault();
+      notSent(btn || elt, acks, label);
+      reconnect(true);
+      return;
+    }
     var nonce = uuid();
     evt.detail.parameters.nonce = nonce;
     evt.detail.parameters.issued_at = Date.now();
     delete evt.detail.headers;
-    var tile = elt.closest(".tile, .room-detail");
-    var acks = tile && tile.querySelector(".tile-acks");
     if (btn && btn.tagName === "BUTTON") { btn.classList.add("pending"); btn.dataset.nonce = nonce; }
     if (btn && btn.tagName === "FORM") { var b = btn.querySelector("button"); if (b) { b.classList.add("pending"); b.dataset.nonce = nonce; } }
     if (acks) {
       var span = document.createElement("span");
-      span.id = "ack-" + nonce; span.className = "ack pending"; span.textContent = "… " + (btn ? (btn.textContent || "").trim().slice(0, 20) : "");
+      span.id = "ack-" + nonce; span.className = "ack pending"; span.textContent = "… " + label;
+      span.dataset.nonce = nonce; span.dataset.label = label; span.dataset.sentAt = String(Date.now());
       acks.prepend(span);
       while (acks.children.length > 4) acks.lastElementChild.remove();
     }
   });
 
-  function afterMessage() {
+  function afterMessage(evt) {
+    if (evt.target !== wall) return;  // another socket's message (a room panel inside the page)
     // Sequence numbers: a gap means a lost frame -> reconnect, which brings a full snapshot.
     var seqEl = document.getElementById("wall-seq");
     var seq = seqEl ? parseInt(seqEl.dataset.seq || "0", 10) : 0;
     if (seq === 1) lastSeq = 0;
     if (lastSeq && seq !== lastSeq + 1) {
       console.warn("wall frame gap", lastSeq, seq);
-      var ws = wall && htmx.closest(wall, "[ws-connect]");
-      var data = ws && ws["htmx-internal-data"];
-      if (data && data.webSocket) data.webSocket.socket.close();
+      reconnect(true);
     }
     lastSeq = seq;
     document.querySelectorAll(".ack[data-outcome]").forEach(function (ack) {
-      var btn = document.querySelector('[data-nonce="' + ack.dataset.nonce + '"]');
+      var btn = document.querySelector('button[data-nonce="' + ack.dataset.nonce + '"]');
       if (btn) { btn.classList.remove("pending"); btn.removeAttribute("data-nonce"); }
       ack.removeAttribute("data-outcome");
     });
@@ -57,9 +130,7 @@
   // frames (frozen, throttled, on a choked link) stops receiving them; when it catches up it gets a snapshot.
   var lastReported = 0;
   function reportSeen() {
-    var ws = wall && htmx.closest(wall, "[ws-connect]");
-    var data = ws && ws["htmx-internal-data"];
-    var socket = data && data.webSocket && data.webSocket.socket;
+    var socket = wallSocket();
     if (!socket || socket.readyState !== 1 || lastSeq === lastReported) return;
     socket.send(JSON.stringify({ seen: lastSeq }));
     lastReported = lastSeq;
@@ -185,8 +256,22 @@
       if (el) el.addEventListener("change", applyFilter);
     });
     wall.addEventListener("htmx:wsAfterMessage", afterMessage);
-    wall.addEventListener("htmx:wsOpen", function () { lastSeq = 0; lastReported = 0; document.body.classList.add("ws-open"); document.body.classList.remove("ws-closed"); });
-    wall.addEventListener("htmx:wsClose", function () { document.body.classList.remove("ws-open"); document.body.classList.add("ws-closed"); });
+    wall.addEventListener("htmx:wsOpen", function (evt) {
+      if (evt.target !== wall) return;
+      lastSeq = 0; lastReported = 0; reconnectTries = 0;
+      document.body.classList.add("ws-open"); document.body.classList.remove("ws-closed");
+    });
+    wall.addEventListener("htmx:wsClose", function (evt) {
+      if (evt.target !== wall) return;
+      var closed = evt.detail.event && evt.detail.event.target;
+      if (closed && closed !== wallSocket()) return;  // the socket a reconnect replaced
+      document.body.classList.remove("ws-open"); document.body.classList.add("ws-closed");
+      unknownResults(0);
+      // htmx reconnects by itself after 1006/1011/1012/1013 only; any other close (the server's 4008 for a
+      // dashboard that fell behind, a restart, a proxy) must not leave the page dead.
+      if ([1006, 1011, 1012, 1013].indexOf(evt.detail.event && evt.detail.event.code) < 0) reconnect(false);
+    });
+    setInterval(function () { unknownResults(RESULT_TIMEOUT_MS); }, 1000);
     document.body.addEventListener("htmx:afterSwap", function () {
       var btn = document.querySelector("#mute-toggle button");
       if (btn) wall.dataset.alertsMuted = btn.dataset.muted;
