@@ -70,6 +70,24 @@ def channel_layer_per_test(request):
         warnings.warn(f"{request.node.nodeid} left {pending} channel-layer receive(s) pending", stacklevel=1)
 
 
+@pytest.fixture(autouse=True)
+def no_database_connection_outlives_its_test():
+    """Threads that outlive a test keep their Django connection (checked out of the pool) unless told:
+    asgiref's single thread for an async test's sync_to_async calls, the media bridge's database thread.
+    The next test then ran on a connection opened for the previous one, and at the end the test database
+    could not be dropped ("being accessed by other users")."""
+    yield
+    from asgiref.sync import SyncToAsync
+    from django.db import connections
+
+    executors = [SyncToAsync.single_thread_executor]
+    bridge = sys.modules.get("streams.media.bridge")
+    if bridge is not None:
+        executors.append(bridge._db_executor)
+    for executor in executors:
+        executor.submit(connections.close_all).result(timeout=30)
+
+
 def _make_user(django_user_model, username, role):
     from django.contrib.auth.models import Group
 
