@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test venv test-deps serve clean
+.PHONY: run test test-loaded venv test-deps serve clean
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,15 @@ test: $(VENV)/.installed-test
 	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/controlroom} \
 	REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:6379/0} \
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+# The same suite with both cores kept busy by an outside CPU hog (stress-ng), as on a shared host.
+# Not part of CI (it takes about twice as long); run it after changing timing-sensitive code or tests.
+test-loaded: $(VENV)/.installed-test
+	bash scripts/test-deps.sh
+	command -v stress-ng >/dev/null || { echo "make test-loaded needs stress-ng (apt-get install stress-ng)" >&2; exit 1; }
+	stress-ng --cpu 2 --timeout 3600s --quiet & hog=$$!; \
+	trap 'kill $$hog 2>/dev/null' EXIT; \
+	$(MAKE) --no-print-directory test PYTEST_ARGS="$(PYTEST_ARGS)"
 
 clean:
 	rm -rf $(VENV) db.sqlite3* staticfiles mediafiles

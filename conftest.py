@@ -4,6 +4,7 @@ Personas: operator (ops), floor_assistant (floor_control), tech_support, manager
 The suite runs against real PostgreSQL and Redis (DATABASE_URL / REDIS_URL, see README).
 """
 
+import asyncio
 import contextlib
 import os
 import socket
@@ -37,16 +38,6 @@ def no_gc_pause_warnings_in_the_test_process():
 
 
 @pytest.fixture(autouse=True)
-def broadcasts_sent_before_the_next_test():
-    """send_to_group returns before the message is out: a test's last pushes must not reach the next test's
-    sockets (room slugs repeat across tests)."""
-    yield
-    from streams.events import flush_sends
-
-    flush_sends()
-
-
-@pytest.fixture(autouse=True)
 def fresh_signalling_limits():
     """Every test's clients are 127.0.0.1: one test's (or run's) requests must not spend the next one's budget."""
     from streams import client_limits
@@ -56,19 +47,54 @@ def fresh_signalling_limits():
 
 
 @pytest.fixture(autouse=True)
-def fresh_channel_layer_after_a_leaked_receive(request):
-    """Each async test has its own event loop, but the channel layer is one object per process. If a test
-    ends with a receive still pending, channels_redis keeps that receive's lock and loop, and the next
-    tests' receives fail ("bound to a different event loop") until it is garbage-collected. Production has
-    one loop per process; here the next test simply gets a fresh layer, and the leak is reported."""
-    yield
+def channel_layer_per_test(request):
+    """Every test gets its own channel-layer instance, and its queued broadcasts are out before the next test.
+
+    Each async test runs on its own event loop, but `get_channel_layer()` returns one object per process.
+    channels_redis keeps asyncio locks on that object (the receive lock and per-channel clean-up locks)
+    which bind to the loop of the first receive that had to wait for them. A test ending while one of
+    them is held poisoned every later test's receives ("Lock ... is bound to a different event loop").
+    Production has one loop per process; tests get one layer per loop. An instance's Redis pools close
+    with the loop that opened them (channels_redis wraps `loop.close`).
+
+    `send_to_group` returns before the message is out: a test's last pushes must not reach the next
+    test's sockets (room slugs repeat across tests)."""
+    from channels import DEFAULT_CHANNEL_LAYER
     from channels.layers import channel_layers
 
-    layer = channel_layers.backends.get("default")
+    channel_layers.backends.pop(DEFAULT_CHANNEL_LAYER, None)
+    yield
+    from streams import events
+
+    if not events.flush_sends():
+        warnings.warn(f"{request.node.nodeid}: broadcasts still queued after 5 s", stacklevel=1)
+    sender = events._sender
+    if sender["pid"] == os.getpid() and sender["layer"] is not None:
+        # The sender thread's private instance is replaced with the next test's layer: close its pools
+        # on the sender's loop, which outlives the test.
+        asyncio.run_coroutine_threadsafe(sender["layer"].close_pools(), sender["loop"]).result(5)
+    layer = channel_layers.backends.pop(DEFAULT_CHANNEL_LAYER, None)
     pending = getattr(layer, "receive_count", 0)
     if pending:
         warnings.warn(f"{request.node.nodeid} left {pending} channel-layer receive(s) pending", stacklevel=1)
-        channel_layers.backends.pop("default", None)
+
+
+@pytest.fixture(autouse=True)
+def no_database_connection_outlives_its_test():
+    """Threads that outlive a test keep their Django connection (checked out of the pool) unless told:
+    asgiref's single thread for an async test's sync_to_async calls, the media bridge's database thread.
+    The next test then ran on a connection opened for the previous one, and at the end the test database
+    could not be dropped ("being accessed by other users")."""
+    yield
+    from asgiref.sync import SyncToAsync
+    from django.db import connections
+
+    executors = [SyncToAsync.single_thread_executor]
+    bridge = sys.modules.get("streams.mediaworker.bridge")
+    if bridge is not None:
+        executors += [bridge._db_executor, bridge._lease_executor]
+    for executor in executors:
+        executor.submit(connections.close_all).result(timeout=30)
 
 
 def _make_user(django_user_model, username, role):

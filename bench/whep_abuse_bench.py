@@ -150,7 +150,7 @@ def fmt_joins(times, notes, count):
 
 
 async def engine_viewers(slug):
-    from streams.media import client
+    from streams.mediaworker import client
 
     health = await client.call_worker("health", slug, timeout=5)
     return (health.get("program") or {}).get("viewers")

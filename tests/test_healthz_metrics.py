@@ -6,7 +6,7 @@ import asyncio
 import pytest
 from asgiref.sync import sync_to_async
 
-from streams.media.worker import MediaWorker
+from streams.mediaworker.worker import MediaWorker
 from streams.models import Alert, HealthSample, MediaWorkerLease
 
 pytestmark = pytest.mark.django_db(transaction=True)

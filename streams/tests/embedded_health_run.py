@@ -25,7 +25,7 @@ from django.test import Client  # noqa: E402
 assert settings.MEDIA_WORKER_EMBEDDED
 call_command("migrate", verbosity=0)
 
-from streams.media import client as media_client  # noqa: E402
+from streams.mediaworker import client as media_client  # noqa: E402
 
 result = {}
 http = Client()

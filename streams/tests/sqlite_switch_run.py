@@ -28,7 +28,7 @@ call_command("migrate", verbosity=0)
 
 from controlroom.db import retry_write  # noqa: E402
 from streams import media_commands, services  # noqa: E402
-from streams.media import bridge  # noqa: E402
+from streams.mediaworker import bridge  # noqa: E402
 from streams.models import ControlAction, LiveRoom  # noqa: E402
 
 result = {}

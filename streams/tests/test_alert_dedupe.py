@@ -11,7 +11,7 @@ from django.utils import translation
 
 from streams import services
 from streams.actions import perform_action
-from streams.media import bridge
+from streams.mediaworker import bridge
 from streams.models import Alert, ControlAction, LiveRoom
 from streams.signals import control_action_recorded
 

@@ -9,8 +9,8 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.utils import timezone
 
-from streams.media import bridge
-from streams.media.worker import MediaWorker
+from streams.mediaworker import bridge
+from streams.mediaworker.worker import MediaWorker
 from streams.models import MediaWorkerLease
 
 pytestmark = pytest.mark.django_db(transaction=True)

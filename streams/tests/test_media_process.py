@@ -77,8 +77,12 @@ async def test_mediaworker_process_serves_a_room_end_to_end(room, operator, subp
         action = await sync_to_async(services.switch_program_source)(room=room, source="backup", actor=operator)
         await viewer.wait_for("green", since=started, timeout=5)
         assert action.outcome == "ok" and action.latency_ms is not None
-        line = await sync_to_async(IngestLine.objects.get)(room=room, role="primary")
-        assert line.state in ("connecting", "connected")
+        # the worker writes line states in the background: wait for it rather than race it
+        deadline = time.monotonic() + 10
+        while (state := (await sync_to_async(IngestLine.objects.get)(room=room, role="primary")).state) not in (
+                "connecting", "connected") and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        assert state in ("connecting", "connected")
         # a fault on the backup line fails over automatically inside the worker process
         started = time.monotonic()
         backup.set_fault("stall")

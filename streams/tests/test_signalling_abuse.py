@@ -6,7 +6,8 @@ import time
 import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
-from streams.media import client, ice
+from streams.media import ice
+from streams.mediaworker import client
 from streams.media.sdp_check import MAX_BYTES, MAX_MEDIA, SdpRejected, check_offer
 
 from .media_fixtures import media, stop_media  # noqa: F401

@@ -11,7 +11,7 @@ from django.test import AsyncClient, RequestFactory
 
 from conftest import ROOT
 from streams import client_limits
-from streams.media import client
+from streams.mediaworker import client
 
 from .media_fixtures import media, stop_media  # noqa: F401
 from .test_signalling_abuse import viewer_offer

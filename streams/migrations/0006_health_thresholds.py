@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('streams', '0004_default_announcement_templates'),
+        ('streams', '0005_alert_dedupe'),
     ]
 
     operations = [
