@@ -147,7 +147,8 @@ async def main(args):
     assert not settings.MEDIA_WORKER_EMBEDDED, "set REDIS_URL: the benchmark runs the worker as its own process"
     (ROOT / "test-artifacts").mkdir(exist_ok=True)
     await sync_to_async(call_command)("migrate", verbosity=0)
-    ice.configure_from_settings()
+    from streams.mediaworker import ice as ice_settings
+    ice_settings.configure_from_settings()
     slug = f"flap-{int(time.time())}"
     room = await sync_to_async(make_room)(slug)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "LOG_LEVEL": "WARNING",

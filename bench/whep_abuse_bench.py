@@ -209,7 +209,8 @@ async def main(args):
     assert not settings.MEDIA_WORKER_EMBEDDED, "set REDIS_URL: the benchmark runs Daphne and the worker as processes"
     (ROOT / "test-artifacts").mkdir(exist_ok=True)
     await sync_to_async(call_command)("migrate", verbosity=0)
-    ice.configure_from_settings()
+    from streams.mediaworker import ice as ice_settings
+    ice_settings.configure_from_settings()
     client_limits.reset()
     stamp = int(time.time())
     target, other = f"abuse-{stamp}", f"abuse-other-{stamp}"

@@ -115,7 +115,8 @@ def test_daphne_exits_within_5s_with_a_request_waiting_for_the_media_worker(subp
     MediaWorkerLease.objects.create(room=room, worker_id="silent-worker", expires_at=timezone.now() + timedelta(minutes=5))
 
     async def make_offer():
-        ice.configure_from_settings()
+        from streams.mediaworker import ice as ice_settings
+        ice_settings.configure_from_settings()
         pc = ice.new_peer_connection()
         pc.addTransceiver("video", direction="recvonly")
         sdp = await offer_for(pc)
