@@ -25,6 +25,9 @@ class LineView:
     on_air_once: bool = False  # has ever delivered a frame (failover arms only after that)
     gap_ms: float | None = None  # time without a new picture, net of the process's own lateness
     publisher_gone: bool = False  # the peer connection is closed/failed: no doubt, never held for lateness
+    # Healthy by the strict measure (gaps not excused by our own lateness). Recovery and revert count healthy
+    # time from this: lateness may excuse a gap, but it must never make a stalled line look recovered.
+    healthy: bool | None = None  # None: the same as trigger is None
 
 
 @dataclass(frozen=True)
@@ -85,7 +88,7 @@ class FailoverPolicy:
         s = self.settings
         out = []
         for role, view in lines.items():
-            if view.trigger is None:
+            if (view.trigger is None) if view.healthy is None else view.healthy:
                 self.healthy_since[role] = self.healthy_since[role] if self.healthy_since[role] is not None else now
             else:
                 self.healthy_since[role] = None

@@ -122,13 +122,15 @@ class Line:
     def publisher_gone(self):
         return self.pc is None or self.pc.connectionState in ("failed", "closed")
 
-    def trigger(self, now):
+    def trigger(self, now, excuse_lateness=True):
         """The failover trigger this line currently meets, or None when healthy. Gaps count only the time
-        this process was able to observe: a loop that ran late saw no frames through no fault of the line."""
+        this process was able to observe: a loop that ran late saw no frames through no fault of the line.
+        With excuse_lateness=False, wall time (the strict measure, for recovery)."""
         s = self.room.settings
-        if not self.connected or self.last_frame_at is None or self.observed_ms(self.last_frame_at, now) >= s.input_loss_ms:
+        span = self.observed_ms if excuse_lateness else (lambda since, t: (t - since) * 1000)
+        if not self.connected or self.last_frame_at is None or span(self.last_frame_at, now) >= s.input_loss_ms:
             return "input_loss"
-        if self.still_since is not None and self.observed_ms(self.still_since, now) >= s.frozen_ms:
+        if self.still_since is not None and span(self.still_since, now) >= s.frozen_ms:
             return "frozen"
         if self.black_since is not None and (now - self.black_since) * 1000 >= s.black_ms:
             return "black"

@@ -321,7 +321,8 @@ class RoomEngine:
     def line_view(self, line, now):
         return LineView(trigger=line.trigger(now), has_picture=line.has_picture, on_air_once=line.ever_had_frame,
                         gap_ms=line.observed_ms(line.last_frame_at, now) if line.last_frame_at is not None else None,
-                        publisher_gone=line.publisher_gone)
+                        publisher_gone=line.publisher_gone,
+                        healthy=line.trigger(now, excuse_lateness=False) is None)
 
     def _evaluate_failover(self, now):
         self.load = self.process_load(now)

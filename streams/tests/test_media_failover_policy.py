@@ -154,3 +154,14 @@ def test_loop_monitor_leaves_its_own_lateness_out_of_a_gap():
     assert round(monitor.max_lag(12.05), 2) == 0.44
     assert monitor.observed(10.5, 10.4) == 0.0  # never negative
     assert LoopMonitor().observed(1.0, 1.5) == 0.5  # a monitor that never ran counts no lateness
+
+
+def test_lateness_never_makes_a_stalled_line_look_recovered():
+    policy = FailoverPolicy(RoomSettings(revert_after_s=1))
+    run(policy, 0, 1, {"primary": OK, "backup": OK})
+    assert kinds(run(policy, 1, 1.05, {"primary": lost(), "backup": OK})) == ["switch"]
+    # primary still stalled, but its gap is excused by our own lateness (no trigger): not healthy for revert
+    excused = LineView(trigger=None, has_picture=True, on_air_once=True, gap_ms=100, healthy=False)
+    assert run(policy, 1.05, 5, {"primary": excused, "backup": OK}) == []
+    decisions = run(policy, 5, 7, {"primary": OK, "backup": OK})
+    assert kinds(decisions) == ["switch"] and decisions[0][1].trigger == "revert" and 5.99 <= decisions[0][0] <= 6.01
