@@ -266,6 +266,7 @@ class DjangoHooks(Hooks):
     def __init__(self):
         self.windows = {}
         self.line_states = {}
+        self.holds = {}  # room -> the open anti-flap hold: its first detail, refusals already recorded
         self._coalesced = {}  # key -> {"args": newest arguments} of a job waiting for the business thread
         self._lock = threading.Lock()
         self.shed = 0  # jobs superseded before they ran (line states, health windows, repeated holds)
@@ -316,11 +317,28 @@ class DjangoHooks(Hooks):
                             trigger, exc_info=True)
 
     async def failover_hold(self, room, trigger, detail):
+        self.holds[room] = {"detail": detail, "recorded": 1}
+        await self._record_hold(room, trigger, detail, 1)
+
+    async def failover_hold_report(self, room, trigger, detail):
+        # The policy reports a hold's refusals so far; the open alert already counts the ones recorded.
+        hold = self.holds.get(room)
+        if hold is None:
+            return
+        if detail.get("phase") == "ended":
+            del self.holds[room]
+        more = detail.get("refused", 0) - hold["recorded"]
+        if more > 0:
+            hold["recorded"] += more
+            await self._record_hold(room, trigger, hold["detail"], more)
+
+    async def _record_hold(self, room, trigger, detail, refused):
         def merge(old, new):  # refusals waiting for the business thread are counted into one write
-            return (*new[:2], old[2] + new[2])
+            return (*new[:3], old[3] + new[3])
 
         try:
-            await self._run_coalesced(("hold", room), record_failover_hold, room, trigger, detail, 1, merge=merge)
+            await self._run_coalesced(("hold", room), record_failover_hold, room, trigger, detail, refused,
+                                      merge=merge)
         except Exception:
             logger.exception("%s: recording failover hold failed", room)
 

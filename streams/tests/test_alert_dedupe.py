@@ -84,6 +84,21 @@ def test_anti_flap_hold_is_one_alert_and_one_audit_row_that_count_refusals(room)
     assert ControlAction.objects.filter(room=room, action="failover_hold").count() == 1
 
 
+async def test_the_engines_hold_reports_count_into_the_one_open_hold(room):
+    """The engine raises a hold once per episode, then reports its refusals so far (ongoing, ended)."""
+    hooks = bridge.DjangoHooks()
+    detail = {"source": "backup", "wanted": "primary", "switches_in_window": 2, "window_s": 60, "line": "backup"}
+    await hooks.failover_hold(room.slug, "input_loss", detail)
+    await hooks.failover_hold_report(room.slug, "input_loss", {"phase": "ongoing", "refused": 5})
+    await hooks.failover_hold_report(room.slug, "input_loss", {"phase": "ongoing", "refused": 5})
+    await hooks.failover_hold_report(room.slug, "input_loss", {"phase": "ended", "refused": 9})
+    await hooks.failover_hold_report(room.slug, "input_loss", {"phase": "ended", "refused": 12})  # episode over
+    hold = await sync_to_async(Alert.objects.get)(room=room, kind=Alert.Kind.FAILOVER_HOLD)
+    assert hold.count == 9 and hold.detail["refused"] == 9 and hold.detail["window_s"] == 60
+    assert await sync_to_async(ControlAction.objects.filter(room=room, action="failover_hold").count)() == 1
+    await bridge.close_db()
+
+
 def test_a_repeated_alert_updates_its_incident_timeline_entry_in_place(room, operator):
     from incidents.models import Incident, TimelineKind
     from incidents.services import open_incident
