@@ -51,7 +51,7 @@ async def test_cheap_checks_refuse_before_parsing():
         validate_offer(huge, need_video=("vp8",))
     assert time.perf_counter() - started < 0.05  # thousands of m-lines: refused in milliseconds
     few = head + "".join("m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:%d\r\n" % i for i in range(5)) + "m=" + rest
-    with pytest.raises(BadOffer, match="7 media sections; at most 4"):
+    with pytest.raises(BadOffer, match="too many media sections"):
         validate_offer(few, need_video=("vp8",))
     no_ice = "\r\n".join(line for line in good.split("\r\n") if not line.startswith(("a=ice-ufrag", "a=ice-pwd")))
     with pytest.raises(BadOffer, match="ICE credentials"):
