@@ -83,8 +83,7 @@ def channel_layer_per_test(request):
 def no_database_connection_outlives_its_test():
     """Threads that outlive a test keep their Django connection (checked out of the pool) unless told:
     asgiref's single thread for an async test's sync_to_async calls, the media bridge's database thread.
-    The next test then ran on a connection opened for the previous one, and at the end the test database
-    could not be dropped ("being accessed by other users")."""
+    The next test then ran on a connection opened for the previous one."""
     yield
     from asgiref.sync import SyncToAsync
     from django.db import connections
