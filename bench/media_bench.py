@@ -227,7 +227,7 @@ async def measure_switches(room, viewer, count):
     source, colour = "backup", "green"
     for _ in range(count):
         t0 = time.monotonic()
-        action = await sync_to_async(services.switch_program_source)(room=room, source=source, actor=None,
+        action = await sync_to_async(services.switch_source)(room=room, source=source, actor=None,
                                                                        actor_label="bench", reason="bench")
         seen = await viewer.wait_for(colour, since=t0, timeout=5)
         latencies.append((seen - t0) * 1000)
@@ -235,7 +235,7 @@ async def measure_switches(room, viewer, count):
         source, colour = ("primary", "red") if source == "backup" else ("backup", "green")
         await asyncio.sleep(0.4)
     if source == "primary":  # leave the program on primary
-        await sync_to_async(services.switch_program_source)(room=room, source="primary", actor=None,
+        await sync_to_async(services.switch_source)(room=room, source="primary", actor=None,
                                                             actor_label="bench", reason="bench")
         await viewer.wait_for("red", since=time.monotonic(), timeout=5)
     return latencies, acks

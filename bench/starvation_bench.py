@@ -101,7 +101,7 @@ async def run_phase(name, rooms, viewer, worker, duration, cut_every):
         next_cut += cut_every
         t0 = time.monotonic()
         try:
-            await sync_to_async(services.switch_program_source)(room=rooms[0], source=source, actor=None,
+            await sync_to_async(services.switch_source)(room=rooms[0], source=source, actor=None,
                                                                 actor_label="bench", reason="bench")
             seen = await viewer.wait_for(colour, since=t0, timeout=5)
             cuts.append((seen - t0) * 1000)

@@ -21,6 +21,24 @@ ROLE_LABELS = {
 ALL_ROLES = tuple(ROLE_LABELS)
 ON_DUTY = ALL_ROLES  # anyone on duty may open an incident, see the wall
 
+# Who may do what on a live room: the one table that the wall's buttons, its websocket actions, the
+# services behind them and the runbooks' one-click steps all read, so a button is shown exactly where
+# its service would accept the click.
+CAPABILITIES = {
+    "switch_source": (OPS, TECH_SUPPORT),  # program to primary, backup or slate
+    "end_slate": (OPS, TECH_SUPPORT),
+    "request_keyframe": (TECH_SUPPORT,),  # diagnosing and restarting lines is tech support's
+    "restart_line": (TECH_SUPPORT,),
+    "inject_demo_fault": (OPS, TECH_SUPPORT),
+    "pin_announcement": (FLOOR_CONTROL,),
+    "unpin_announcement": (FLOOR_CONTROL,),
+    "send_host_cue": (FLOOR_CONTROL, OPS),
+    "post_chat_reply": (FLOOR_CONTROL,),
+    "open_incident": ON_DUTY,
+    "acknowledge_alert": ON_DUTY,
+    "acknowledge_room_alerts": ON_DUTY,
+}
+
 
 def roles_of(user):
     """The set of role names a user holds (cached on the user object)."""
@@ -47,6 +65,14 @@ def allows(user, *roles, what=""):
     except PermissionDenied:
         return False
     return True
+
+
+def can(user, capability):
+    return has_role(user, *CAPABILITIES[capability])
+
+
+def require_capability(user, capability, what=""):
+    require_role(user, *CAPABILITIES[capability], what=what or capability)
 
 
 def require_role(user, *roles, what=""):

@@ -2,6 +2,7 @@ from django import forms
 from django.contrib.auth import get_user_model
 from django.utils.translation import gettext_lazy as _
 
+from controlroom.roles import CAPABILITIES
 from streams.models import LiveRoom
 
 from .models import MILESTONES, Incident, IncidentType, Severity, StepAction, StepRole
@@ -43,6 +44,9 @@ class RunbookStepForm(forms.Form):
 
     def clean(self):
         data = super().clean()
+        capability = StepAction(data["action"]).capability if data.get("action") else None
+        if capability and data.get("role") and data["role"] not in CAPABILITIES[capability]:
+            self.add_error("action", _("该角色无权执行这个一键动作,请换一个角色或动作。"))
         if data.get("action") in ("request_keyframe", "restart_line") and data.get("action_param") not in (
                 "", "primary", "backup"):
             self.add_error("action_param", _("关键帧/重启线路的参数只能是 primary 或 backup。"))

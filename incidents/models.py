@@ -162,15 +162,21 @@ class StepRole(models.TextChoices):
 
 class StepAction(models.TextChoices):
     NONE = "", _("无(人工确认)")
-    SWITCH_BACKUP = "switch_backup", _("切到备用线路")
-    SWITCH_PRIMARY = "switch_primary", _("切回主线路")
-    PLAY_SLATE = "play_slate", _("播放垫片")
+    # The media operation is switch_source; the value carries its argument, the source.
+    SWITCH_TO_BACKUP = "switch_source:backup", _("切到备用线路")
+    SWITCH_TO_PRIMARY = "switch_source:primary", _("切回主线路")
+    SWITCH_TO_SLATE = "switch_source:slate", _("播放垫片")
     END_SLATE = "end_slate", _("结束垫片")
     PIN_ANNOUNCEMENT = "pin_announcement", _("置顶公告")
     SEND_HOST_CUE = "send_host_cue", _("发送主播提示")
     REQUEST_KEYFRAME = "request_keyframe", _("请求关键帧")
     RESTART_LINE = "restart_line", _("重启推流线路")
     OPEN_COMPENSATION = "open_compensation", _("发起补偿")
+
+    @property
+    def capability(self):
+        """The entry of controlroom.roles.CAPABILITIES that running this step's action needs."""
+        return self.value.partition(":")[0] if self.value != "open_compensation" else None
 
 
 class Runbook(models.Model):

@@ -339,12 +339,9 @@ def _dispatch_step_action(step, incident, actor):
     reason = f"manual: runbook #{incident.pk} {step.title}"[:200]
     action = step.action
 
-    if action == StepAction.SWITCH_BACKUP:
-        return stream_services.switch_program_source(room=room, source="backup", actor=actor, reason=reason)
-    if action == StepAction.SWITCH_PRIMARY:
-        return stream_services.switch_program_source(room=room, source="primary", actor=actor, reason=reason)
-    if action == StepAction.PLAY_SLATE:
-        return stream_services.switch_program_source(room=room, source="slate", actor=actor, reason=reason)
+    if action in (StepAction.SWITCH_TO_BACKUP, StepAction.SWITCH_TO_PRIMARY, StepAction.SWITCH_TO_SLATE):
+        source = action.partition(":")[2]
+        return stream_services.switch_source(room=room, source=source, actor=actor, reason=reason)
     if action == StepAction.END_SLATE:
         return stream_services.end_slate(room=room, actor=actor, reason=reason)
     if action == StepAction.PIN_ANNOUNCEMENT:

@@ -16,7 +16,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from controlroom.roles import FLOOR_CONTROL, ON_DUTY, OPS, TECH_SUPPORT, require_role
+from controlroom.roles import require_capability
 
 from . import hooks, services
 from .models import ActionNonce, AnnouncementTemplate, ControlAction, LiveRoom
@@ -50,10 +50,14 @@ def _line(data):
     return line
 
 
-def _switch(source):
-    def run(room, user, data):
-        return services.switch_program_source(room=room, source=source, actor=user, reason="manual: wall")
-    return run
+SOURCE_LABELS = {"backup": _("切到备用"), "primary": _("切回主线路"), "slate": _("播放垫片")}
+
+
+def _switch_source(room, user, data):
+    source = data.get("source")
+    if source not in SOURCE_LABELS:
+        raise ActionFailed(_("未知节目源"))
+    return services.switch_source(room=room, source=source, actor=user, reason="manual: wall")
 
 
 def _end_slate(room, user, data):
@@ -138,28 +142,26 @@ def _ack_room_alerts(room, user, data):
     return services.acknowledge_room_alerts(room=room, user=user)
 
 
-# name -> (roles allowed, function, label shown on the button result)
+# name -> (function, label shown on the button result); who may run it: controlroom.roles.CAPABILITIES
 ACTIONS = {
-    "cut_backup": ((OPS, TECH_SUPPORT), _switch("backup"), _("切到备用")),
-    "cut_primary": ((OPS, TECH_SUPPORT), _switch("primary"), _("切回主线路")),
-    "play_slate": ((OPS, TECH_SUPPORT), _switch("slate"), _("播放垫片")),
-    "end_slate": ((OPS, TECH_SUPPORT), _end_slate, _("结束垫片")),
-    "request_keyframe": ((TECH_SUPPORT,), _keyframe, _("请求关键帧")),
-    "restart_line": ((TECH_SUPPORT,), _restart, _("重启线路")),
-    "pin_announcement": ((FLOOR_CONTROL,), _pin, _("置顶公告")),
-    "unpin_announcement": ((FLOOR_CONTROL,), _unpin, _("取消置顶")),
-    "send_host_cue": ((FLOOR_CONTROL, OPS), _cue, _("发送提词")),
-    "post_chat_reply": ((FLOOR_CONTROL,), _chat_reply, _("快捷回复")),
-    "open_incident": (ON_DUTY, _open_incident, _("创建事故")),
-    "acknowledge_alert": (ON_DUTY, _ack_alert, _("确认告警")),
-    "acknowledge_room_alerts": (ON_DUTY, _ack_room_alerts, _("确认本直播间全部告警")),
+    "switch_source": (_switch_source, _("切换节目源")),
+    "end_slate": (_end_slate, _("结束垫片")),
+    "request_keyframe": (_keyframe, _("请求关键帧")),
+    "restart_line": (_restart, _("重启线路")),
+    "pin_announcement": (_pin, _("置顶公告")),
+    "unpin_announcement": (_unpin, _("取消置顶")),
+    "send_host_cue": (_cue, _("发送提词")),
+    "post_chat_reply": (_chat_reply, _("快捷回复")),
+    "open_incident": (_open_incident, _("创建事故")),
+    "acknowledge_alert": (_ack_alert, _("确认告警")),
+    "acknowledge_room_alerts": (_ack_room_alerts, _("确认本直播间全部告警")),
 }
 
 
 def _refuse(user, room, name, nonce, reason):
     services.record_action(actor=user, action=name if name in ACTIONS else "unknown_action", room=room,
                            outcome=ControlAction.Outcome.REFUSED, reason=str(reason), detail={"nonce": nonce})
-    return ActionResult("refused", str(ACTIONS[name][2]) if name in ACTIONS else name, str(reason), nonce=nonce,
+    return ActionResult("refused", str(ACTIONS[name][1]) if name in ACTIONS else name, str(reason), nonce=nonce,
                         room=room.slug if room else "")
 
 
@@ -171,7 +173,9 @@ def perform_action(user, data, now_ms=None):
     room = LiveRoom.objects.filter(slug=str(data.get("room") or "")).first()
     if name not in ACTIONS:
         return _refuse(user, room, name, nonce, _("未知操作"))
-    roles, run, label = ACTIONS[name]
+    run, label = ACTIONS[name]
+    if name == "switch_source" and data.get("source") in SOURCE_LABELS:
+        label = SOURCE_LABELS[data["source"]]
     if room is None:
         return ActionResult("refused", str(label), str(_("未知直播间")), nonce=nonce)
     try:
@@ -181,7 +185,7 @@ def perform_action(user, data, now_ms=None):
     if now_ms - issued_at > MAX_AGE_MS or issued_at - now_ms > MAX_CLOCK_AHEAD_MS:
         return _refuse(user, room, name, nonce, _("操作已过期(超过3秒),未执行"))
     try:
-        require_role(user, *roles, what=f"{name} {room.slug}")
+        require_capability(user, name, what=f"{name} {room.slug}")
     except PermissionDenied:
         return _refuse(user, room, name, nonce, _("无权执行此操作"))
     if len(nonce) < 8:

@@ -12,7 +12,7 @@ from datetime import timezone as dt_timezone
 from django.db import transaction
 from django.utils.translation import gettext as _
 
-from controlroom.roles import OPS, TECH_SUPPORT, require_role
+from controlroom.roles import require_capability
 
 from .models import ControlAction, LiveRoom
 
@@ -24,10 +24,10 @@ class MediaCommandError(Exception):
     """The media worker could not carry out a command (unreachable, refused, timed out)."""
 
 
-def _check_actor(actor, *roles, what):
-    # People must hold the role; rules/tools acting without a user pass actor=None with an actor_label.
+def _check_actor(actor, capability):
+    # People must hold the capability; rules/tools acting without a user pass actor=None with an actor_label.
     if actor is not None:
-        require_role(actor, *roles, what=what)
+        require_capability(actor, capability)
 
 
 def _ask_worker(*, room, action, target, actor, reason, actor_label, op, **kwargs):
@@ -90,9 +90,9 @@ def _record_source(room, ack, *, action, actor, actor_label, reason):
                              reason=reason, latency_ms=ack.get("latency_ms"), detail=detail)
 
 
-def switch_program_source(*, room, source, actor, reason="", actor_label=""):
+def switch_source(*, room, source, actor, reason="", actor_label=""):
     """Cut the room's program output to primary, backup or slate; returns the ControlAction."""
-    _check_actor(actor, OPS, what="switch program source")
+    _check_actor(actor, "switch_source")
     reason = reason if actor_label == "auto" else _manual(reason)
     if source not in SOURCES:
         from .services import record_action
@@ -107,7 +107,7 @@ def switch_program_source(*, room, source, actor, reason="", actor_label=""):
 
 def end_slate(*, room, actor, reason=""):
     """Leave the slate, back to the line that was on air before it."""
-    _check_actor(actor, OPS, what="end slate")
+    _check_actor(actor, "end_slate")
     reason = _manual(reason)
     ack = _ask_worker(room=room, action="end_slate", target=room.source_before_slate, actor=actor, reason=reason,
                       actor_label="", op="end_slate")
@@ -116,7 +116,7 @@ def end_slate(*, room, actor, reason=""):
 
 def request_keyframe(*, room, line_role, actor):
     """Ask a line's publisher (PLI) or the program encoder ("program") for a keyframe."""
-    _check_actor(actor, TECH_SUPPORT, OPS, what="request keyframe")
+    _check_actor(actor, "request_keyframe")
     from .services import record_action
 
     ack = _ask_worker(room=room, action="request_keyframe", target=line_role, actor=actor, reason="",
@@ -128,7 +128,7 @@ def request_keyframe(*, room, line_role, actor):
 
 def restart_line(*, room, line_role, actor):
     """Drop a line's publisher so its encoder reconnects (WHIP clients re-POST)."""
-    _check_actor(actor, TECH_SUPPORT, OPS, what="restart line")
+    _check_actor(actor, "restart_line")
     from .services import record_action
 
     if line_role not in LINE_ROLES:
@@ -143,7 +143,7 @@ def restart_line(*, room, line_role, actor):
 
 def inject_demo_fault(*, room, line_role, fault, actor=None, duration_s=None):
     """Demo only: make `simulate_streams` misbehave on one line (stall, black, silence, weak, none)."""
-    _check_actor(actor, OPS, TECH_SUPPORT, what="inject demo fault")
+    _check_actor(actor, "inject_demo_fault")
     from .media import simulator
     from .mediaworker import demo
     from .services import record_action

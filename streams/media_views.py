@@ -5,7 +5,7 @@ from django.http import HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404
 from django.views.decorators.http import require_POST
 
-from controlroom.roles import OPS, TECH_SUPPORT, require_role
+from controlroom.roles import require_capability
 
 from . import services
 from .models import LiveRoom
@@ -18,7 +18,7 @@ def demo_fault(request, slug):
 
     POST line=primary|backup, fault=..., optional seconds=N. Answers a one-line text (htmx-friendly).
     """
-    require_role(request.user, OPS, TECH_SUPPORT, what="inject demo fault")
+    require_capability(request.user, "inject_demo_fault")
     room = get_object_or_404(LiveRoom, slug=slug)
     seconds = request.POST.get("seconds") or None
     try:

@@ -165,7 +165,7 @@ def set_room_status(*, room, status, actor, reason=""):
     return room
 
 
-# --- Media commands (media worker issue); implemented in streams/media_commands.py ------------
+# --- Media commands; implemented in streams/media_commands.py ------------
 from .media_commands import (  # noqa: E402,F401
     MediaCommandError,
     end_slate,
@@ -173,11 +173,11 @@ from .media_commands import (  # noqa: E402,F401
     reload_media_settings,
     request_keyframe,
     restart_line,
-    switch_program_source,
+    switch_source,
 )
 
 
-# --- Viewer-facing contracts (wall issue); implemented in streams/viewer_services.py ----------
+# --- Viewer-facing services; implemented in streams/viewer_services.py ----------
 # Thin forwarders so callers use streams.services.* and the two modules never import each other at load.
 
 def pin_announcement(**kwargs):

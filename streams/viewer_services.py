@@ -13,6 +13,8 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from controlroom.roles import require_capability
+
 from . import fanout
 from .models import Announcement, ChatMessage, HostCue, LiveRoom, Viewer
 from .services import record_action
@@ -49,6 +51,7 @@ def broadcast_announcement(room):
 
 def pin_announcement(*, room, actor, text="", template=None, eta_minutes=None):
     """Pin (or replace) the room's banner: free text, or a template with {eta} filled in."""
+    require_capability(actor, "pin_announcement")
     text = (text or "").strip()
     if not text and template is not None:
         text = template.render(eta_minutes)
@@ -76,6 +79,7 @@ def pin_announcement(*, room, actor, text="", template=None, eta_minutes=None):
 
 def unpin_announcement(*, room, actor):
     """Take the banner down; returns the unpinned announcement or None when nothing was pinned."""
+    require_capability(actor, "unpin_announcement")
     with transaction.atomic():
         room = LiveRoom.objects.select_for_update().get(pk=room.pk)
         announcement = current_announcement(room)
@@ -94,6 +98,7 @@ def render_cue(cue):
 
 
 def send_host_cue(*, room, actor, text):
+    require_capability(actor, "send_host_cue")
     text = (text or "").strip()
     if not text:
         raise ValidationError(_("提词内容不能为空"))
@@ -137,6 +142,7 @@ def _publish_chat(room, message):
 
 def post_chat_reply(*, room, actor, text):
     """Floor control posts a calming reply / FAQ snippet as the room's assistant."""
+    require_capability(actor, "post_chat_reply")
     text = (text or "").strip()
     if not text:
         raise ValidationError(_("回复内容不能为空"))

@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from controlroom.roles import FLOOR_CONTROL, MANAGER, ON_DUTY, OPS, TECH_SUPPORT, has_role, require_role
+from controlroom.roles import FLOOR_CONTROL, MANAGER, ON_DUTY, can, has_role, require_role
 
 from . import hooks, services, snapshots, viewer_notices
 from .selectors import recent_alerts
@@ -29,7 +29,7 @@ PREVIEW_LIVE_MAX = 9  # more rooms than this: low-rate rotating snapshots instea
 
 
 def allowed_actions(user):
-    return {name for name, (roles, _fn, _label) in ACTIONS.items() if has_role(user, *roles)}
+    return {name for name in ACTIONS if can(user, name)}
 
 
 def wall_context(request, slugs=None):
@@ -106,7 +106,7 @@ def room_detail(request, slug):
         "chat": ChatMessage.objects.filter(room=room).order_by("-created_at")[:20],
         "room_panels": hooks.room_panels(room, request.user),
         # Demo rooms are fed by simulate_streams, whose lines can be told to misbehave.
-        "demo_faults": slug in DEMO_ROOM_SLUGS and has_role(request.user, OPS, TECH_SUPPORT),
+        "demo_faults": slug in DEMO_ROOM_SLUGS and can(request.user, "inject_demo_fault"),
     })
 
 

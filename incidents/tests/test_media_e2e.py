@@ -63,7 +63,7 @@ async def test_real_failover_opens_case_and_one_click_slate_reaches_viewers(on_a
     assert auto and auto[0].data["target"] in ("backup", "slate"), [(e.actor_label, e.data) for e in switches]
     assert auto[0].data["latency_ms"] is not None and "auto:input_loss" in auto[0].text
 
-    slate_step = await sync_to_async(lambda: incident.steps.get(role="ops", action="play_slate"))()
+    slate_step = await sync_to_async(lambda: incident.steps.get(role="ops", action="switch_source:slate"))()
     started = time.monotonic()
     step, error = await sync_to_async(services.complete_step)(step=slate_step, actor=operator)
     assert error is None and step.completed_at is not None

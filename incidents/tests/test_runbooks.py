@@ -21,11 +21,11 @@ def test_every_seeded_type_has_a_runbook_for_every_role():
         assert set(runbook.steps.values_list("role", flat=True)) == {"ops", "floor_control", "tech_support"}
     host = IncidentType.objects.get(slug="host-emergency").current_runbook()
     actions = {s.action for s in host.steps.all()}
-    assert {"play_slate", "pin_announcement"} <= actions
+    assert {"switch_source:slate", "pin_announcement"} <= actions
     assert host.steps.filter(title__contains="替补主播").exists()
     violation = IncidentType.objects.get(slug="content-violation").current_runbook()
     first_ops = violation.steps.filter(role="ops").order_by("position").first()
-    assert first_ops.action == "play_slate" and "立即" in first_ops.title
+    assert first_ops.action == "switch_source:slate" and "立即" in first_ops.title
     assert violation.steps.filter(title__contains="合规负责人").exists()
     assert violation.steps.filter(title__contains="录像").exists()
 
@@ -36,7 +36,7 @@ def test_editing_a_runbook_creates_a_version_and_open_incidents_keep_theirs(room
     v1_titles = list(running.steps.order_by("role", "position").values_list("title", flat=True))
 
     v2 = services.publish_runbook_version(incident_type=itype, actor=manager, summary="加一步:通知商家", steps=[
-        {"role": "ops", "title": "一键切到备用线路", "action": "switch_backup"},
+        {"role": "ops", "title": "一键切到备用线路", "action": "switch_source:backup"},
         {"role": "ops", "title": "通知商家运营负责人"},
         {"role": "floor_control", "title": "置顶网络公告", "action": "pin_announcement", "action_param": "网络波动,稍候"},
         {"role": "tech_support", "title": "检查线路", "action": ""},
@@ -164,7 +164,7 @@ def test_one_click_host_cue_step_sends_the_cue(room, floor_assistant):
 def test_switch_step_with_media_worker_down_keeps_step_open_and_says_why(client, room, operator):
     """No media worker serves the room: the switch is recorded as failed and the step stays open."""
     incident = services.open_incident(room=room, incident_type="stream-interruption", actor=operator)
-    step = _step(incident, "ops", action="switch_backup")
+    step = _step(incident, "ops", action="switch_source:backup")
     client.force_login(operator)
     response = client.post(f"/incidents/{incident.pk}/steps/{step.pk}/complete", {"run_action": "1"},
                            HTTP_HX_REQUEST="true")

@@ -74,7 +74,7 @@ async def test_mediaworker_process_serves_a_room_end_to_end(room, operator, subp
         viewer = await Viewer(http, room.slug).start()
         await viewer.wait_for("red", timeout=15)
         started = time.monotonic()
-        action = await sync_to_async(services.switch_program_source)(room=room, source="backup", actor=operator)
+        action = await sync_to_async(services.switch_source)(room=room, source="backup", actor=operator)
         await viewer.wait_for("green", since=started, timeout=5)
         assert action.outcome == "ok" and action.latency_ms is not None
         # the worker writes line states in the background: wait for it rather than race it

@@ -196,7 +196,7 @@ async def test_roles_are_checked_server_side(http, room, floor_assistant):
     from streams import services
 
     with pytest.raises(PermissionDenied):
-        await sync_to_async(services.switch_program_source)(room=room, source="backup", actor=floor_assistant)
+        await sync_to_async(services.switch_source)(room=room, source="backup", actor=floor_assistant)
     with pytest.raises(PermissionDenied):
         await sync_to_async(services.restart_line)(room=room, line_role="primary", actor=floor_assistant)
 
@@ -206,7 +206,7 @@ async def test_command_without_running_worker_fails_cleanly_and_is_audited(media
 
     await stop_media()
     with pytest.raises(services.MediaCommandError):
-        await sync_to_async(services.switch_program_source)(room=room, source="backup", actor=operator)
+        await sync_to_async(services.switch_source)(room=room, source="backup", actor=operator)
     failed = (await rows(action="switch_source"))[0]
     assert failed.outcome == "failed" and failed.detail["error"]
 

@@ -43,7 +43,7 @@ async def studio(media, manual_room):
 
 
 async def switch(room, source, actor):
-    return await sync_to_async(services.switch_program_source)(room=room, source=source, actor=actor,
+    return await sync_to_async(services.switch_source)(room=room, source=source, actor=actor,
                                                                 reason="host mic broken")
 
 

@@ -81,13 +81,13 @@ async def test_a_line_going_down_turns_the_tile_red_and_a_silent_room_says_no_da
     await comm.disconnect()
 
 
-@pytest.mark.parametrize("name", ["cut_backup", "request_keyframe", "pin_announcement"])
+@pytest.mark.parametrize("name", ["switch_source", "request_keyframe", "pin_announcement"])
 async def test_actions_outside_the_role_are_refused_and_audited(room, outsider, floor_assistant, operator, name):
     # floor control may not switch, ops may not request keyframes, ops may not pin announcements.
-    user = {"cut_backup": floor_assistant, "request_keyframe": operator, "pin_announcement": operator}[name]
+    user = {"switch_source": floor_assistant, "request_keyframe": operator, "pin_announcement": operator}[name]
     comm = await connect(user)
     await comm.receive_from(timeout=5)
-    await comm.send_to(text_data=action(name, room.slug))
+    await comm.send_to(text_data=action(name, room.slug, source="backup", line="primary"))
     reply = await comm.receive_from(timeout=5)
     assert 'data-outcome="refused"' in reply
     refused = await sync_to_async(list)(ControlAction.objects.filter(action=name, outcome="refused"))

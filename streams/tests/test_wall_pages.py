@@ -18,11 +18,11 @@ def login(client, user):
 def test_wall_shows_a_tile_per_live_room_with_role_specific_buttons(client, room, operator, floor_assistant):
     page = login(client, operator).get("/").content.decode()
     assert 'id="tile-test-room"' in page and 'ws-connect="/ws/wall/"' in page
-    assert "cut_backup" in page and "pin_announcement" not in page
+    assert "switch_source" in page and "pin_announcement" not in page
     assert "<dt>码率</dt>" in page and "<dt>帧龄</dt>" in page  # metric labels on the tile
     client.logout()
     page = login(client, floor_assistant).get("/").content.decode()
-    assert "pin_announcement" in page and "cut_backup" not in page
+    assert "pin_announcement" in page and "switch_source" not in page
 
 
 def test_outsider_cannot_see_the_wall_and_anonymous_is_sent_to_login(client, room, outsider):
