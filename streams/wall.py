@@ -126,10 +126,14 @@ def line_view(role, data, stale, on_air):
     if stale or not data:
         state = "unknown"
     dbfs = _num(data.get("audio_dbfs"), 1)
-    flags = [label for key, label in (("frozen", _("冻结")), ("black", _("黑屏")), ("silent", _("静音")))
-             if data.get(key) and not stale]
-    if data.get("trigger") and not stale:
-        # the failover trigger this line currently meets
+    if "reasons" in data:  # why the line is degraded or down, with the figure that crossed its limit
+        flags = [] if stale else [reason_label(r) for r in data["reasons"]]
+    else:
+        flags = [label for key, label in (("frozen", _("冻结")), ("black", _("黑屏")), ("silent", _("静音")))
+                 if data.get(key) and not stale]
+    named = {"silence" if r.get("reason") == "silent" else r.get("reason") for r in data.get("reasons") or ()}
+    if data.get("trigger") and not stale and data["trigger"] not in named:
+        # the failover trigger this line currently meets, unless a reason already says it
         flags.append(FAILOVER_TRIGGER_LABELS.get(data["trigger"], str(data["trigger"])))
     return {
         "role": role, "label": _("主") if role == "primary" else _("备"), "on_air": on_air,
@@ -140,6 +144,28 @@ def line_view(role, data, stale, on_air):
         "last_frame_age_ms": _num(data.get("last_frame_age_ms")),
         "audio_dbfs": dbfs, "audio_pct": 0 if dbfs is None else max(0, min(100, int((dbfs + 60) * 100 / 60))),
     }
+
+
+REASON_LABELS = {
+    "no_publisher": _("未推流"),
+    "input_loss": _("无画面 %(value)s 毫秒"),
+    "frozen": _("画面冻结"),
+    "black": _("黑屏"),
+    "silent": _("静音"),
+    "low_fps": _("帧率低 %(value)s(应 ≥ %(limit)s)"),
+    "loss": _("丢包 %(value)s%%(应 ≤ %(limit)s%%)"),
+    "jitter": _("抖动 %(value)s 毫秒(应 ≤ %(limit)s)"),
+    "bitrate_drop": _("码率骤降至 %(value)s kbps"),
+}
+
+
+def reason_label(reason):
+    template = REASON_LABELS.get(reason.get("reason"))
+    if template is None:
+        return str(reason.get("reason"))
+    if "%(value)s" in str(template) and reason.get("value") is None:
+        return str(FAILOVER_TRIGGER_LABELS.get(reason["reason"], reason["reason"]))
+    return str(template) % {"value": reason.get("value"), "limit": reason.get("limit")}
 
 
 STATE_LABELS = {"ok": _("正常"), "degraded": _("劣化"), "down": _("中断"), "unknown": _("无数据")}
