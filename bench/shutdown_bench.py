@@ -98,10 +98,8 @@ def run_once(env, *, mode, busy, warm, logdir, run=0):
                                  "controlroom.asgi:application"], env, logs["daphne"])
         if mode == "process":
             procs["mediaworker"] = start([PY, "manage.py", "mediaworker"], env, logs["mediaworker"])
-            procs["celery"] = start([PY, "-m", "celery", "-A", "controlroom", "worker", "--beat",
-                                     "--loglevel=WARNING", "--concurrency=2",
-                                     "--schedule", str(Path(tempfile.mkdtemp(prefix="beat-")) / "schedule")],
-                                    env, logs["celery"])
+            procs["celery"] = start([PY, "-m", "celery", "-A", "controlroom", "worker",
+                                     "--loglevel=WARNING", "--concurrency=2"], env, logs["celery"])
         wait_for_port(port)
         if mode == "process":
             for _ in range(60):  # the worker holds the rooms before publishers arrive

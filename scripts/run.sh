@@ -9,7 +9,9 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 
 trap cleanup EXIT INT TERM
 
 if [ -n "${REDIS_URL:-}" ]; then
-  "$PY" -m celery -A controlroom worker --beat --loglevel=WARNING --concurrency=2 & pids+=($!)
+  # Beat in its own process, as in production: a worker's embedded beat child could outlive a SIGTERM.
+  "$PY" -m celery -A controlroom worker --loglevel=WARNING --concurrency=2 & pids+=($!)
+  "$PY" -m celery -A controlroom beat --loglevel=WARNING --schedule "$(mktemp -d)/celerybeat-schedule" & pids+=($!)
   if "$PY" manage.py help mediaworker >/dev/null 2>&1; then "$PY" manage.py mediaworker & pids+=($!); fi
 fi
 "$PY" -m daphne -e "tcp:port=$PORT:interface=$HOST:backlog=1024" controlroom.asgi:application & daphne_pid=$!

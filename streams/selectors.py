@@ -76,7 +76,7 @@ def embedded_media_status(timeout=2.0):
     import asyncio
     import time
 
-    from .media.client import running_local_engine
+    from .mediaworker.client import running_local_engine
 
     engine = running_local_engine()
     if engine is None:

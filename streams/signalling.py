@@ -136,22 +136,30 @@ def _session_id_ok(session_id):
     return len(session_id) == 32 and all(c in "0123456789abcdef" for c in session_id)
 
 
+async def _publisher(request, room_slug, line_role):
+    """(line, None) for the line's own encoder, (None, response) otherwise. The token vouches for the encoder,
+    so its trickle PATCHes and reconnects are not limited like a stranger's; every refused request spends the
+    client's budget, so guessing tokens or rooms is slow."""
+    line = await sync_to_async(_line)(room_slug, line_role) if line_role in IngestLine.Role.values else None
+    if line is not None and line.check_token(_bearer(request)):
+        return line, None
+    if problem := await _over_rate(request):
+        return None, problem
+    if line is None:
+        return None, _error(404, f"unknown line {line_role!r} of room {room_slug!r}: use primary or backup")
+    return None, _error(401, "missing or wrong publish token (Authorization: Bearer <token>)",
+                        headers={"WWW-Authenticate": 'Bearer realm="whip"'})
+
+
 @csrf_exempt
 async def whip(request, room_slug, line_role):
     if request.method == "OPTIONS":
         return _options()
     if request.method != "POST":
         return _error(405, "use POST with an SDP offer", headers={"Allow": "POST, OPTIONS"})
-    if problem := await _over_rate(request):
+    line, problem = await _publisher(request, room_slug, line_role)
+    if problem:
         return problem
-    if line_role not in IngestLine.Role.values:
-        return _error(404, f"unknown line {line_role!r}: use primary or backup")
-    line = await sync_to_async(_line)(room_slug, line_role)
-    if line is None:
-        return _error(404, f"no room {room_slug!r} with a {line_role} line")
-    if not line.check_token(_bearer(request)):
-        return _error(401, "missing or wrong publish token (Authorization: Bearer <token>)",
-                      headers={"WWW-Authenticate": 'Bearer realm="whip"'})
     sdp, problem = await _read_offer(request, need_video=("vp8", "h264"))
     if problem:
         return problem
@@ -168,14 +176,9 @@ async def whip_session(request, room_slug, line_role, session_id):
         return _options()
     if request.method not in ("DELETE", "PATCH"):
         return _error(405, "use DELETE to end the session", headers={"Allow": "DELETE, PATCH, OPTIONS"})
-    if problem := await _over_rate(request):
+    line, problem = await _publisher(request, room_slug, line_role)
+    if problem:
         return problem
-    line = await sync_to_async(_line)(room_slug, line_role)
-    if line is None:
-        return _error(404, f"no room {room_slug!r} with a {line_role} line")
-    if not line.check_token(_bearer(request)):
-        return _error(401, "missing or wrong publish token (Authorization: Bearer <token>)",
-                      headers={"WWW-Authenticate": 'Bearer realm="whip"'})
     if not _session_id_ok(session_id):
         return _error(404, "no such WHIP session")
     if request.method == "PATCH":

@@ -55,16 +55,19 @@ def test_media_worker_exits_within_5s_and_releases_its_leases(subprocess_env, ro
     assert not MediaWorkerLease.objects.filter(room=room).exists()  # free for another worker now
 
 
-def test_celery_worker_exits_within_5s(subprocess_env, settings, tmp_path):
+@pytest.mark.parametrize("program", [["worker", "--concurrency=2"], ["beat"]], ids=["worker", "beat"])
+def test_celery_exits_within_5s(subprocess_env, settings, tmp_path, program):
     if settings.EMBEDDED:
         pytest.skip("needs REDIS_URL")
-    proc = start([sys.executable, "-m", "celery", "-A", "controlroom", "worker", "--beat", "--loglevel=INFO",
-                  "--concurrency=2", "--schedule", str(tmp_path / "beat-schedule")], subprocess_env, "celery")
+    name = f"celery-{program[0]}"
+    proc = start([sys.executable, "-m", "celery", "-A", "controlroom", *program, "--loglevel=INFO",
+                  "--schedule", str(tmp_path / "beat-schedule")], subprocess_env, name)
     try:
         deadline = time.monotonic() + 60
-        log = ROOT / "test-artifacts" / "graceful-stop-celery.log"
-        while "ready" not in log.read_text():
-            assert proc.poll() is None and time.monotonic() < deadline, "celery never became ready"
+        log = ROOT / "test-artifacts" / f"graceful-stop-{name}.log"
+        ready = "ready" if program[0] == "worker" else "beat: Starting"
+        while ready not in log.read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, f"{name} never became ready"
             time.sleep(0.2)
         took = sigterm_exit_time(proc)
     finally:
