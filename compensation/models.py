@@ -107,6 +107,9 @@ class Campaign(models.Model):
     window_start = models.DateTimeField(_("窗口开始"))
     window_end = models.DateTimeField(_("窗口结束"))
     min_overlap_s = models.PositiveIntegerField(_("最短在场(秒)"), default=60)
+    # Anonymous cookie viewers cost nothing to fake: they count only when the operator says so.
+    include_anonymous = models.BooleanField(_("包含匿名观众"), default=False,
+                                            help_text=_("默认只有平台认证的观众可获得补偿"))
 
     valid_from = models.DateTimeField(_("生效时间"), null=True, blank=True)
     valid_until = models.DateTimeField(_("失效时间"), null=True, blank=True)

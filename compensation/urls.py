@@ -8,6 +8,7 @@ urlpatterns = [
     path("", views.campaign_list, name="list"),
     path("new", views.campaign_new, name="new"),
     path("wall/", views.wall_fragment, name="wall"),
+    path("audience/import", views.audience_import, name="audience_import"),
     path("<int:campaign_id>/", views.campaign_detail, name="detail"),
     path("<int:campaign_id>/progress", views.campaign_progress, name="progress"),
     path("<int:campaign_id>/panel", views.campaign_panel, name="panel"),

@@ -110,6 +110,7 @@ def campaign_new(request):
             min_overlap_s=_int_or_none(data.get("min_overlap_s")) or 0,
             window_start=_parse_dt(data.get("window_start")), window_end=_parse_dt(data.get("window_end")),
             valid_until=_parse_dt(data.get("valid_until")),
+            include_anonymous=data.get("include_anonymous") == "on",
         )
     except services.CompensationError as exc:
         return render(request, "compensation/campaign_form.html",
@@ -138,8 +139,51 @@ def _detail_context(campaign, user):
         "can_approve": has_role(user, MANAGER) and user.pk != campaign.created_by_id,
         "is_manager": has_role(user, MANAGER),
         "batches": selectors.campaign_batches_summary(campaign),
+        "fraud": selectors.fraud_signals(campaign)
+                 if campaign.status in (Campaign.Status.DRAFT, Campaign.Status.APPROVED) else None,
         "recent_grants": Grant.objects.filter(campaign=campaign).select_related("viewer")[:10],
     }
+
+
+def _audience_rows(upload):
+    """CSV rows "platform_user_id,joined_at,left_at" (ISO 8601 with offset; a header row is skipped)."""
+    try:
+        text = upload.read(20 * 1024 * 1024 + 1).decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise services.CompensationError(_("文件必须是 UTF-8 编码的 CSV")) from None
+    if len(text) > 20 * 1024 * 1024:
+        raise services.CompensationError(_("文件太大(最多 20 MB)"))
+    rows = []
+    for number, row in enumerate(csv.reader(text.splitlines()), start=1):
+        if not row or (number == 1 and row[0].strip().lower() == "platform_user_id"):
+            continue
+        if len(row) != 3:
+            raise services.CompensationError(_("第 %(n)s 行应有 3 列:平台用户 ID、进入时间、离开时间") % {"n": number})
+        try:
+            rows.append((row[0], _parse_dt(row[1].strip()), _parse_dt(row[2].strip())))
+        except (services.CompensationError, ValueError):
+            raise services.CompensationError(_("第 %(n)s 行的时间格式不正确") % {"n": number}) from None
+    return rows
+
+
+@login_required
+def audience_import(request):
+    """Upload the platform's audience of a room (who watched, when): the trustworthy route to eligibility."""
+    require_role(request.user, *CAMPAIGN_ROLES, what="import_audience")
+    rooms = LiveRoom.objects.order_by("name")
+    context, status = {"rooms": rooms}, 200
+    if request.method == "POST":
+        try:
+            room = get_object_or_404(LiveRoom, pk=_int_or_none(request.POST.get("room")) or 0)
+            upload = request.FILES.get("file")
+            if upload is None:
+                raise services.CompensationError(_("请选择要上传的 CSV 文件"))
+            added, viewers = services.import_audience(actor=request.user, room=room, rows=_audience_rows(upload))
+            messages.success(request, _("已导入 %(v)s 位平台观众的 %(n)s 段观看记录") % {"v": viewers, "n": added})
+            return redirect("compensation:audience_import")
+        except services.CompensationError as exc:
+            context["error"], status = exc.messages[0], 400
+    return render(request, "compensation/audience_import.html", context, status=status)
 
 
 @login_required

@@ -299,3 +299,7 @@ COMPENSATION_APPROVAL_THRESHOLD_FEN = env_int("COMPENSATION_APPROVAL_THRESHOLD_F
 # The sweeper re-queues issuance batches still pending this long after they were queued.
 COMPENSATION_STUCK_AFTER_S = env_int("COMPENSATION_STUCK_AFTER_S", 60, 1, 3600)
 COMPENSATION_SWEEP_INTERVAL_S = env_int("COMPENSATION_SWEEP_INTERVAL_S", 10, 1, 600)
+# Presence shorter than this never makes a viewer eligible, whatever a campaign asks (farming costs time).
+COMPENSATION_MIN_WATCH_S = env_int("COMPENSATION_MIN_WATCH_S", 60, 0, 3600)
+# Platform-signed viewer tokens (docs/integrators.md) may live at most this long.
+VIEWER_TOKEN_MAX_TTL_S = env_int("VIEWER_TOKEN_MAX_TTL_S", 86_400, 60, 30 * 86_400)
