@@ -292,9 +292,13 @@ class DrawEntrant(models.Model):
 
 
 class ShopClient(models.Model):
-    """A merchant system allowed to call the redemption API (bearer token, stored hashed)."""
+    """A merchant system allowed to call the shop API (bearer token, stored hashed).
+
+    A token sees only its own merchant's rooms: their coupons, campaigns and audiences."""
 
     name = models.CharField(_("名称"), max_length=100, unique=True)
+    # Matches LiveRoom.merchant; a client without a merchant (registered before) sees nothing.
+    merchant = models.CharField(_("商家"), max_length=100, blank=True)
     token_hash = models.CharField(max_length=64, unique=True, editable=False)
     token_hint = models.CharField(max_length=8, blank=True, editable=False)
     is_active = models.BooleanField(default=True)

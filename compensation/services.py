@@ -1007,13 +1007,29 @@ def viewer_notices(room, viewer):
 # --- Shop API -----------------------------------------------------------------------------------
 
 
-def create_shop_client(name):
-    """Register a shop; returns (client, raw token) — the token is shown once and stored hashed."""
+def create_shop_client(name, merchant):
+    """Register a merchant's shop; returns (client, raw token) — the token is shown once and stored hashed."""
     from streams.models import hash_token
 
+    if not (merchant or "").strip():
+        raise CompensationError(_("接入方必须属于一个商家"))
     raw = "shop_" + secrets.token_urlsafe(32)
-    client = ShopClient.objects.create(name=name, token_hash=hash_token(raw), token_hint=raw[-4:])
+    client = ShopClient.objects.create(name=name, merchant=merchant.strip(), token_hash=hash_token(raw),
+                                       token_hint=raw[-4:])
     return client, raw
+
+
+def shop_grants(client):
+    """The grants a shop client may see: its own merchant's, nobody else's."""
+    if not client.merchant:
+        return Grant.objects.none()
+    return Grant.objects.filter(campaign__room__merchant=client.merchant)
+
+
+def shop_campaigns(client):
+    if not client.merchant:
+        return Campaign.objects.none()
+    return Campaign.objects.filter(room__merchant=client.merchant)
 
 
 def shop_client_for_token(raw):
@@ -1072,7 +1088,9 @@ def redeem(*, client, request_id, code, order_ref=""):
         return _replay(previous, code)
     try:
         with transaction.atomic():
-            grant = Grant.objects.select_for_update(of=("self",)).select_related("campaign").filter(code=code).first()
+            # Another merchant's code is "unknown" here: a token never learns what other shops issued.
+            grant = (shop_grants(client).select_for_update(of=("self",)).select_related("campaign")
+                     .filter(code=code).first())
             if grant is None:
                 status, body = 404, {"error": "unknown_code", "message": _("券码不存在")}
             else:

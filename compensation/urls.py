@@ -30,4 +30,5 @@ urlpatterns = [
     path("api/v1/coupons/validate", views.api_validate, name="api_validate"),
     path("api/v1/coupons/redeem", views.api_redeem, name="api_redeem"),
     path("api/v1/campaigns/<int:campaign_id>/report", views.api_report, name="api_report"),
+    path("api/v1/rooms/<slug:slug>/audience", views.api_audience, name="api_audience"),
 ]

@@ -419,7 +419,7 @@ def api_validate(request, client, body):
     if request.method != "POST":
         return 405, {"error": "method_not_allowed"}
     code = str(body.get("code") or "").strip().upper()
-    grant = Grant.objects.select_related("campaign").filter(code=code).first() if code else None
+    grant = services.shop_grants(client).select_related("campaign").filter(code=code).first() if code else None
     if grant is None:
         return 404, {"error": "unknown_code", "message": _("券码不存在")}
     info = services.describe_grant(grant)
@@ -436,10 +436,38 @@ def api_redeem(request, client, body):
 
 @_api
 def api_report(request, client, body, campaign_id):
-    campaign = Campaign.objects.filter(pk=campaign_id).first()
+    campaign = services.shop_campaigns(client).filter(pk=campaign_id).first()
     if campaign is None:
-        return 404, {"error": "unknown_campaign"}
+        return 404, {"error": "unknown_campaign", "message": _("活动不存在")}
     report = selectors.campaign_report(campaign)
     return 200, {"campaign": campaign.pk, "kind": campaign.kind, "status": campaign.status,
                  "eligible": campaign.eligible_count, "revoked": bool(campaign.revoked_at), **report,
                  "generated_at": datetime.now(tz=timezone.get_current_timezone()).isoformat()}
+
+
+@_api
+def api_audience(request, client, body, slug):
+    """The platform's audience of one of this merchant's rooms: {"viewers": [{platform_user_id, joined_at,
+    left_at}, ...]} (ISO 8601 with offset). Identified viewers, eligible for compensation."""
+    if request.method != "POST":
+        return 405, {"error": "method_not_allowed"}
+    room = LiveRoom.objects.filter(slug=slug, merchant=client.merchant).first() if client.merchant else None
+    if room is None:
+        return 404, {"error": "unknown_room", "message": _("直播间不存在")}
+    viewers = body.get("viewers")
+    if not isinstance(viewers, list):
+        return 400, {"error": "bad_request", "message": _("viewers 必须是数组")}
+    try:
+        rows = []
+        for number, item in enumerate(viewers, start=1):
+            if not isinstance(item, dict):
+                raise services.CompensationError(_("第 %(n)s 项必须是对象") % {"n": number})
+            try:
+                rows.append((str(item.get("platform_user_id") or ""), _parse_dt(str(item.get("joined_at") or "")),
+                             _parse_dt(str(item.get("left_at") or ""))))
+            except (services.CompensationError, ValueError):
+                raise services.CompensationError(_("第 %(n)s 项的时间格式不正确") % {"n": number}) from None
+        added, count = services.import_audience(actor=f"shop:{client.name}", room=room, rows=rows, source="api")
+    except services.CompensationError as exc:
+        return 400, {"error": "bad_request", "message": exc.messages[0]}
+    return 200, {"ok": True, "room": room.slug, "sessions_added": added, "viewers": count}
