@@ -5,9 +5,10 @@ from datetime import datetime
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse, HttpResponseBadRequest
+from django.utils.html import format_html
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -49,9 +50,15 @@ def _bands(request):
 def _refuse(request, exc, status=400):
     message = exc.messages[0] if isinstance(exc, ValidationError) else str(exc)
     if request.htmx:
-        return HttpResponse(f'<div class="flash error" role="alert">{message}</div>', status=status)
+        # Messages may quote what was posted: always escaped.
+        return HttpResponse(format_html('<div class="flash error" role="alert">{}</div>', message), status=status)
     messages.error(request, message)
     return None
+
+
+def _refused(request, pk, exc, status):
+    """A refused edit: the message in place (htmx) or on the page, with the refusal's status code."""
+    return _refuse(request, exc, status) or redirect("incidents:detail", pk=pk)
 
 
 # --- Case library -----------------------------------------------------------------------------
@@ -215,8 +222,15 @@ def update_case(request, pk):
     require_role(request.user, *ON_DUTY, what="update case record")
     incident = get_object_or_404(Incident, pk=pk)
     p = request.POST
-    services.update_case_record(incident=incident, actor=request.user, cause=p.get("cause", ""),
-                                handling=p.get("handling", ""), outcome=p.get("outcome", ""))
+    try:
+        # A field left out keeps its text: a partial post never blanks the record.
+        services.update_case_record(incident=incident, actor=request.user, cause=p.get("cause", incident.cause),
+                                    handling=p.get("handling", incident.handling),
+                                    outcome=p.get("outcome", incident.outcome), reason=p.get("reason", ""))
+    except PermissionDenied as exc:
+        return _refused(request, pk, exc, 403)
+    except ValidationError as exc:
+        return _refused(request, pk, exc, 400)
     if request.htmx:
         return render(request, f"{PAGE}#header", {"incident": selectors.incident_for_page(pk)})
     return redirect("incidents:detail", pk=pk)
@@ -231,7 +245,13 @@ def update_meta(request, pk):
     severity = request.POST.get("severity") or None
     if severity is not None and severity not in {str(v) for v, _ in Severity.choices}:
         return HttpResponseBadRequest(_("无效的级别"))
-    services.set_severity_and_owner(incident=incident, actor=request.user, severity=severity, owner=owner)
+    try:
+        services.set_severity_and_owner(incident=incident, actor=request.user, severity=severity, owner=owner,
+                                        reason=request.POST.get("reason", ""))
+    except PermissionDenied as exc:
+        return _refused(request, pk, exc, 403)
+    except ValidationError as exc:
+        return _refused(request, pk, exc, 400)
     if request.htmx:
         return render(request, f"{PAGE}#header", {"incident": selectors.incident_for_page(pk)})
     return redirect("incidents:detail", pk=pk)
