@@ -7,7 +7,7 @@ from datetime import datetime
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -15,6 +15,8 @@ from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
+from controlroom.csv_export import csv_response
+from controlroom.middleware import has_control_characters
 from controlroom.roles import MANAGER, ON_DUTY, OPS, has_role, require_role
 from incidents.models import Incident
 from streams.models import LiveRoom, Viewer
@@ -259,28 +261,22 @@ def campaign_progress(request, campaign_id):
     return HttpResponse(services.render_progress(campaign)[0])
 
 
-class _Echo:
-    def write(self, value):
-        return value
-
-
 @login_required
 @require_GET
 def grants_csv(request, campaign_id):
-    """CSV of every grant, streamed (a million rows must not sit in memory)."""
+    """CSV of every grant, streamed (a million rows must not sit in memory). The device cookie of a viewer
+    is a credential and is never exported; identified viewers are listed by their platform user id."""
     require_role(request.user, *CAMPAIGN_ROLES, what="export grants")
     campaign = get_object_or_404(Campaign, pk=campaign_id)
-    writer = csv.writer(_Echo())
     now = timezone.now()
+    header = ["campaign_id", "kind", "code", "viewer_id", "user_id", "platform_user_id", "amount_fen",
+              "issued_at", "valid_until", "state", "redeemed_at", "order_ref"]
 
     def rows():
-        yield "\ufeff"  # BOM: spreadsheet apps then read the Chinese header correctly
-        yield writer.writerow(["campaign_id", "kind", "code", "viewer_id", "user_id", "device_id", "amount_fen",
-                               "issued_at", "valid_until", "state", "redeemed_at", "order_ref"])
-        qs = (Grant.objects.filter(campaign=campaign).select_related("campaign")
-              .values_list("code", "viewer_id", "viewer__user_id", "viewer__device_id", "amount_fen", "issued_at",
-                           "redeemed_at", "redeemed_order").order_by("viewer_id"))
-        for code, viewer_id, user_id, device_id, amount, issued_at, redeemed_at, order_ref in qs.iterator(5000):
+        qs = (Grant.objects.filter(campaign=campaign)
+              .values_list("code", "viewer_id", "viewer__user_id", "viewer__platform_user_id", "amount_fen",
+                           "issued_at", "redeemed_at", "redeemed_order").order_by("viewer_id"))
+        for code, viewer_id, user_id, platform_id, amount, issued_at, redeemed_at, order_ref in qs.iterator(5000):
             if redeemed_at:
                 state = "redeemed"
             elif campaign.revoked_at:
@@ -289,13 +285,11 @@ def grants_csv(request, campaign_id):
                 state = "expired"
             else:
                 state = "valid"
-            yield writer.writerow([campaign.pk, campaign.kind, code, viewer_id, user_id or "", device_id or "", amount,
-                                   issued_at.isoformat(), campaign.valid_until.isoformat() if campaign.valid_until else "",
-                                   state, redeemed_at.isoformat() if redeemed_at else "", order_ref])
+            yield [campaign.pk, campaign.kind, code, viewer_id, user_id or "", platform_id or "", amount,
+                   issued_at.isoformat(), campaign.valid_until.isoformat() if campaign.valid_until else "",
+                   state, redeemed_at.isoformat() if redeemed_at else "", order_ref]
 
-    response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="campaign-{campaign.pk}-grants.csv"'
-    return response
+    return csv_response(f"campaign-{campaign.pk}-grants.csv", header, rows())
 
 
 @login_required
@@ -391,6 +385,14 @@ def _shop_client(request):
     return client
 
 
+def _has_control_characters(value):
+    if isinstance(value, dict):
+        return any(_has_control_characters(k) or _has_control_characters(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_control_characters(v) for v in value)
+    return has_control_characters(value)
+
+
 def _api(fn):
     def view(request, *args, **kwargs):
         try:
@@ -408,6 +410,9 @@ def _api(fn):
             if not isinstance(body, dict):
                 return JsonResponse({"error": "bad_json", "message": _("请求体必须是 JSON 对象")}, status=400,
                                     json_dumps_params={"ensure_ascii": False})
+            if _has_control_characters(body):
+                return JsonResponse({"error": "bad_request", "message": _("请求包含不允许的控制字符(如 NUL)")},
+                                    status=400, json_dumps_params={"ensure_ascii": False})
         status, payload = fn(request, client, body, *args, **kwargs)
         return JsonResponse(payload, status=status, json_dumps_params={"ensure_ascii": False})
     view.__name__ = fn.__name__

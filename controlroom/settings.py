@@ -87,11 +87,13 @@ MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "controlroom.middleware.ChosenLanguageMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "controlroom.middleware.RefuseControlCharactersMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "controlroom.middleware.ErrorIdMiddleware",
 ]
 
 ROOT_URLCONF = "controlroom.urls"

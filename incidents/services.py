@@ -9,6 +9,7 @@ from django.db.models import Max
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from controlroom.middleware import has_control_characters
 from controlroom.roles import MANAGER, has_role, roles_of
 from streams import services as stream_services
 from streams.models import HealthSample, IngestLine, LiveRoom, LiveSession, ViewerSession
@@ -158,9 +159,11 @@ def add_timeline_entry(*, incident, kind, text, actor=None, data=None, at=None, 
 
 
 def add_note(*, incident, text, actor):
-    text = (text or "").strip()
+    text = (text or "").strip() if isinstance(text, str) else ""
     if not text:
         raise IncidentRuleError(_("备注内容不能为空。"))
+    if has_control_characters(text):
+        raise IncidentRuleError(_("备注包含不允许的控制字符(如 NUL)。"))
     with transaction.atomic():
         entry = add_timeline_entry(incident=incident, kind=TimelineKind.NOTE, text=text, actor=actor)
         _audit(actor, "incident_note", incident, detail={"entry": entry.pk})

@@ -1,17 +1,17 @@
-import csv
 import uuid
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core import signing
 from django.core.paginator import Paginator
-from django.http import Http404, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
+from controlroom.csv_export import csv_response
 from controlroom.roles import FLOOR_CONTROL, MANAGER, ON_DUTY, OPS, TECH_SUPPORT, has_role, require_role
 
 from . import hooks, services, snapshots, viewer_identity, viewer_notices
@@ -244,31 +244,17 @@ def audit(request):
     return render(request, template, {"form": form, "page": page, "query": query.urlencode()})
 
 
-class _Echo:
-    def write(self, value):
-        return value
-
-
 @login_required
 def audit_csv(request):
     require_role(request.user, MANAGER, what="export audit")
     rows = _audit_queryset(AuditFilterForm(request.GET or None))
-    writer = csv.writer(_Echo())
     header = ["time", "actor", "room", "action", "target", "outcome", "latency_ms", "reason"]
-
-    def lines():
-        yield "\ufeff" + writer.writerow(header)  # BOM: spreadsheet apps open the Chinese text correctly
-        for row in rows.iterator(chunk_size=2000):
-            yield writer.writerow([
-                timezone.localtime(row.created_at).isoformat(),
-                row.actor.get_username() if row.actor_id else row.actor_label,
-                row.room.slug if row.room_id else "", row.action, row.target, row.outcome,
-                "" if row.latency_ms is None else round(row.latency_ms, 1), row.reason,
-            ])
-
-    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="control-actions-{timezone.localdate():%Y%m%d}.csv"'
-    return response
+    lines = ([timezone.localtime(row.created_at).isoformat(),
+              row.actor.get_username() if row.actor_id else row.actor_label,
+              row.room.slug if row.room_id else "", row.action, row.target, row.outcome,
+              "" if row.latency_ms is None else round(row.latency_ms, 1), row.reason]
+             for row in rows.iterator(chunk_size=2000))
+    return csv_response(f"control-actions-{timezone.localdate():%Y%m%d}.csv", header, lines)
 
 
 # --- announcement templates and canned replies (managers) -----------------------------------------------
