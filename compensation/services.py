@@ -191,7 +191,7 @@ def import_audience(*, actor, room, rows, source="upload"):
     Viewer of the room's merchant and each interval a ViewerSession, which the audience SQL then counts
     like any other. Re-importing the same interval adds nothing. Returns (sessions added, viewers).
     """
-    from streams.viewer_identity import PLATFORM_USER_ID_RE, identified_viewer
+    from streams.viewer_identity import PLATFORM_USER_ID_RE, identified_viewers
     from streams.models import ViewerSession
 
     rows = list(rows)
@@ -213,7 +213,7 @@ def import_audience(*, actor, room, rows, source="upload"):
                                     % {"n": number})
         cleaned.append((uid, joined_at, left_at))
     with transaction.atomic():
-        viewers = {uid: identified_viewer(room.merchant, uid).pk for uid in {r[0] for r in cleaned}}
+        viewers = identified_viewers(room.merchant, (r[0] for r in cleaned))
         existing = set(ViewerSession.objects.filter(room=room, viewer_id__in=viewers.values())
                        .values_list("viewer_id", "joined_at", "left_at"))
         new_rows, seen = [], set()

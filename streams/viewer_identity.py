@@ -79,3 +79,20 @@ def identified_viewer(merchant, platform_user_id):
                                          device_id=uuid.uuid4().hex, identified_at=timezone.now())
     except IntegrityError:
         return Viewer.objects.get(platform_merchant=merchant, platform_user_id=platform_user_id)
+
+
+def identified_viewers(merchant, platform_user_ids):
+    """{platform user id: Viewer pk} for many users of `merchant` at once (audience imports), creating the
+    missing rows in bulk (ON CONFLICT DO NOTHING, so concurrent imports and token sign-ins agree)."""
+    uids = sorted(set(platform_user_ids))
+    if any(not PLATFORM_USER_ID_RE.match(uid) for uid in uids):
+        raise TokenError("malformed")
+    now = timezone.now()
+    ids = {}
+    for i in range(0, len(uids), 5000):
+        chunk = uids[i:i + 5000]
+        Viewer.objects.bulk_create([Viewer(platform_merchant=merchant, platform_user_id=uid, device_id=uuid.uuid4().hex,
+                                           identified_at=now) for uid in chunk], ignore_conflicts=True)
+        ids.update(Viewer.objects.filter(platform_merchant=merchant, platform_user_id__in=chunk)
+                   .values_list("platform_user_id", "pk"))
+    return ids
