@@ -216,10 +216,15 @@ def fraud_signals(campaign):
                       .filter(n__gte=SHARED_ADDRESS_MIN).order_by("-n")[:10])
     by_agent = list(viewers.exclude(last_user_agent="").values("last_user_agent").annotate(n=Count("id"))
                     .filter(n__gte=SHARED_ADDRESS_MIN).order_by("-n")[:5])
-    bursts = list(ViewerSession.objects.filter(room_id=campaign.room_id, viewer_id__in=ids,
-                                               joined_at__gte=campaign.window_start - timedelta(hours=1),
-                                               joined_at__lt=campaign.window_end)
-                  .annotate(second=TruncSecond("joined_at")).values("second")
+    # Joins of the viewers who could count (a join, not an IN over the audience aggregate: that plan took
+    # 30 s for 20 000 viewers).
+    joins = ViewerSession.objects.filter(room_id=campaign.room_id,
+                                         joined_at__gte=campaign.window_start - timedelta(hours=1),
+                                         joined_at__lt=campaign.window_end)
+    if not campaign.include_anonymous:
+        merchant = LiveRoom.objects.filter(pk=campaign.room_id).values("merchant")
+        joins = joins.filter(viewer__platform_user_id__isnull=False, viewer__platform_merchant=Subquery(merchant[:1]))
+    bursts = list(joins.annotate(second=TruncSecond("joined_at")).values("second")
                   .annotate(n=Count("viewer_id", distinct=True)).filter(n__gte=JOIN_BURST_MIN)
                   .order_by("-n")[:5])
     anonymous = viewers.filter(platform_user_id=None).count()

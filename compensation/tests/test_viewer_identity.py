@@ -118,7 +118,8 @@ def test_a_valid_token_identifies_the_viewer_and_sets_its_cookie(client, room, m
 def test_bad_tokens_are_refused_with_a_clear_400_and_create_nothing(client, room, merchant_key, make):
     response = client.get(f"/live/{room.slug}", {"vt": make(merchant_key)})
     assert response.status_code == 400
-    assert "令牌无效" in response.content.decode()
+    body = response.content.decode()
+    assert "令牌无效" in body or "控制字符" in body  # a NUL never reaches the token check
     assert Viewer.objects.count() == 0
 
 
