@@ -78,8 +78,11 @@ def setup_audience(size):
     if have < size:
         t = time.perf_counter()
         with connection.cursor() as cursor:
-            with cursor.cursor.copy("COPY streams_viewer (device_id, nickname, created_at) FROM STDIN") as copy:
-                copy.write("".join(f"bench-{i:08d}\t\t2026-01-01 00:00:00+00\n" for i in range(have, size)))
+            # Identified viewers of the bench merchant (imported audience): only those are eligible.
+            with cursor.cursor.copy("COPY streams_viewer (device_id, nickname, created_at, platform_merchant, "
+                                    "platform_user_id, last_user_agent) FROM STDIN") as copy:
+                copy.write("".join(f"bench-{i:08d}\t\t2026-01-01 00:00:00+00\tbench\tbench-{i:08d}\t\n"
+                                   for i in range(have, size)))
         log(f"  setup: {size - have} viewers in {time.perf_counter() - t:.1f} s")
     if not room.viewer_sessions.exists():
         t = time.perf_counter()

@@ -22,5 +22,5 @@ class CampaignAdmin(admin.ModelAdmin):
 
 @admin.register(ShopClient)
 class ShopClientAdmin(admin.ModelAdmin):
-    list_display = ("name", "token_hint", "is_active", "created_at")
+    list_display = ("name", "merchant", "token_hint", "is_active", "created_at")
     readonly_fields = ("token_hint",)

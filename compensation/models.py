@@ -107,6 +107,9 @@ class Campaign(models.Model):
     window_start = models.DateTimeField(_("窗口开始"))
     window_end = models.DateTimeField(_("窗口结束"))
     min_overlap_s = models.PositiveIntegerField(_("最短在场(秒)"), default=60)
+    # Anonymous cookie viewers cost nothing to fake: they count only when the operator says so.
+    include_anonymous = models.BooleanField(_("包含匿名观众"), default=False,
+                                            help_text=_("默认只有平台认证的观众可获得补偿"))
 
     valid_from = models.DateTimeField(_("生效时间"), null=True, blank=True)
     valid_until = models.DateTimeField(_("失效时间"), null=True, blank=True)
@@ -289,9 +292,13 @@ class DrawEntrant(models.Model):
 
 
 class ShopClient(models.Model):
-    """A merchant system allowed to call the redemption API (bearer token, stored hashed)."""
+    """A merchant system allowed to call the shop API (bearer token, stored hashed).
+
+    A token sees only its own merchant's rooms: their coupons, campaigns and audiences."""
 
     name = models.CharField(_("名称"), max_length=100, unique=True)
+    # Matches LiveRoom.merchant; a client without a merchant (registered before) sees nothing.
+    merchant = models.CharField(_("商家"), max_length=100, blank=True)
     token_hash = models.CharField(max_length=64, unique=True, editable=False)
     token_hint = models.CharField(max_length=8, blank=True, editable=False)
     is_active = models.BooleanField(default=True)

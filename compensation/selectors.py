@@ -3,11 +3,13 @@
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.db.models import Count, DateTimeField, DurationField, ExpressionWrapper, F, Q, Sum, Value
+from django.conf import settings
+from django.db.models import (Count, DateTimeField, DurationField, ExpressionWrapper, F, Q, Subquery, Sum,
+                              Value)
 from django.db.models.functions import Coalesce, Greatest, Least
 from django.utils import timezone
 
-from streams.models import ViewerSession
+from streams.models import LiveRoom, ViewerSession
 
 from .models import Campaign, DrawEntrant, Grant, IssuanceBatch, Recipient, RedPacketShare
 
@@ -18,19 +20,27 @@ def incident_window(incident, now=None):
     return incident.detected_at, max(end, incident.detected_at)
 
 
-def audience(room_id, window_start, window_end, min_overlap_s):
+def audience(room_id, window_start, window_end, min_overlap_s, include_anonymous=False):
     """Viewers present in the room during the window for at least `min_overlap_s` seconds in total.
 
     Per session, overlap = min(coalesce(left_at, last_seen_at), end) - max(joined_at, start); the
     overlaps are summed per viewer across sessions, in SQL. Rows: {"viewer_id", "overlap"}.
+    Only viewers identified by the room's merchant count unless `include_anonymous`; never less than
+    COMPENSATION_MIN_WATCH_S of presence.
     """
+    min_overlap_s = max(int(min_overlap_s), settings.COMPENSATION_MIN_WATCH_S)
     start = Value(window_start, output_field=DateTimeField())
     end = Value(window_end, output_field=DateTimeField())
     session_end = Coalesce("left_at", "last_seen_at")
     overlap = ExpressionWrapper(Least(session_end, end) - Greatest(F("joined_at"), start),
                                 output_field=DurationField())
+    sessions = ViewerSession.objects.filter(room_id=room_id, joined_at__lt=window_end)
+    if not include_anonymous:
+        merchant = LiveRoom.objects.filter(pk=room_id).values("merchant")
+        sessions = sessions.filter(viewer__platform_user_id__isnull=False,
+                                   viewer__platform_merchant=Subquery(merchant[:1]))
     return (
-        ViewerSession.objects.filter(room_id=room_id, joined_at__lt=window_end)
+        sessions
         .annotate(session_end=session_end)
         .filter(session_end__gt=window_start)
         .values("viewer_id")
@@ -40,8 +50,8 @@ def audience(room_id, window_start, window_end, min_overlap_s):
     )
 
 
-def eligible_count(room_id, window_start, window_end, min_overlap_s):
-    return audience(room_id, window_start, window_end, min_overlap_s).count()
+def eligible_count(room_id, window_start, window_end, min_overlap_s, include_anonymous=False):
+    return audience(room_id, window_start, window_end, min_overlap_s, include_anonymous).count()
 
 
 def cost_for(kind, amount_fen, eligible, winner_count=None):
@@ -182,3 +192,41 @@ def campaign_batches_summary(campaign):
     return IssuanceBatch.objects.filter(campaign=campaign).aggregate(
         total=Count("pk"), done=Count("pk", filter=Q(status=IssuanceBatch.Status.DONE)),
         attempts=Coalesce(Sum("attempts"), 0))
+
+
+# --- Fraud panel (what the approver sees before approving) -------------------------------------
+
+SHARED_ADDRESS_MIN = 3  # identities presented from one address before it is worth a look
+JOIN_BURST_MIN = 20  # audience viewers joining within one second
+
+
+def fraud_signals(campaign):
+    """Signs of farmed presence in a campaign's audience: many identities from one address or user
+    agent, bursts of joins in one second, anonymous viewers counted."""
+    from django.db.models.functions import TruncSecond
+    from streams.models import Viewer
+
+    if campaign.status == Campaign.Status.DRAFT or not Recipient.objects.filter(campaign=campaign).exists():
+        ids = audience(campaign.room_id, campaign.window_start, campaign.window_end, campaign.min_overlap_s,
+                       campaign.include_anonymous).values("viewer_id")
+    else:
+        ids = Recipient.objects.filter(campaign=campaign).values("viewer_id")
+    viewers = Viewer.objects.filter(pk__in=ids)
+    by_address = list(viewers.exclude(last_address=None).values("last_address").annotate(n=Count("id"))
+                      .filter(n__gte=SHARED_ADDRESS_MIN).order_by("-n")[:10])
+    by_agent = list(viewers.exclude(last_user_agent="").values("last_user_agent").annotate(n=Count("id"))
+                    .filter(n__gte=SHARED_ADDRESS_MIN).order_by("-n")[:5])
+    # Joins of the viewers who could count (a join, not an IN over the audience aggregate: that plan took
+    # 30 s for 20 000 viewers).
+    joins = ViewerSession.objects.filter(room_id=campaign.room_id,
+                                         joined_at__gte=campaign.window_start - timedelta(hours=1),
+                                         joined_at__lt=campaign.window_end)
+    if not campaign.include_anonymous:
+        merchant = LiveRoom.objects.filter(pk=campaign.room_id).values("merchant")
+        joins = joins.filter(viewer__platform_user_id__isnull=False, viewer__platform_merchant=Subquery(merchant[:1]))
+    bursts = list(joins.annotate(second=TruncSecond("joined_at")).values("second")
+                  .annotate(n=Count("viewer_id", distinct=True)).filter(n__gte=JOIN_BURST_MIN)
+                  .order_by("-n")[:5])
+    anonymous = viewers.filter(platform_user_id=None).count()
+    return {"by_address": by_address, "by_agent": by_agent, "bursts": bursts, "anonymous": anonymous,
+            "flagged": bool(by_address or by_agent or bursts or anonymous)}

@@ -178,12 +178,67 @@ def suggest(*, severity, downtime_s, eligible, per_viewer_cap_fen):
     return {"kind": Campaign.Kind.COUPON, "amount_fen": amount, "reason": _("直播中断:无门槛优惠券")}
 
 
+# --- Imported audience ------------------------------------------------------------------------
+
+MAX_IMPORT_ROWS = 200_000
+MAX_IMPORT_INTERVAL = timedelta(hours=24)
+
+
+def import_audience(*, actor, room, rows, source="upload"):
+    """Record the platform's own audience of `room`: rows of (platform user id, joined_at, left_at).
+
+    The platform owns the audience, so this is the trustworthy route: each user becomes an identified
+    Viewer of the room's merchant and each interval a ViewerSession, which the audience SQL then counts
+    like any other. Re-importing the same interval adds nothing. Returns (sessions added, viewers).
+    """
+    from streams.viewer_identity import PLATFORM_USER_ID_RE, identified_viewers
+    from streams.models import ViewerSession
+
+    rows = list(rows)
+    if not rows:
+        raise CompensationError(_("导入的观众名单为空"))
+    if len(rows) > MAX_IMPORT_ROWS:
+        raise CompensationError(_("一次最多导入 %(n)s 行") % {"n": MAX_IMPORT_ROWS})
+    latest = timezone.now() + timedelta(minutes=1)
+    cleaned = []
+    for number, (uid, joined_at, left_at) in enumerate(rows, start=1):
+        uid = (uid or "").strip()
+        if not PLATFORM_USER_ID_RE.match(uid):
+            raise CompensationError(_("第 %(n)s 行:平台用户 ID 只能包含字母、数字、- 和 _(最多 64 个字符)")
+                                    % {"n": number})
+        if joined_at is None or left_at is None or timezone.is_naive(joined_at) or timezone.is_naive(left_at):
+            raise CompensationError(_("第 %(n)s 行:需要带时区的进入和离开时间") % {"n": number})
+        if not (joined_at < left_at <= latest) or left_at - joined_at > MAX_IMPORT_INTERVAL:
+            raise CompensationError(_("第 %(n)s 行:观看区间不合理(离开须晚于进入、不晚于现在、不超过 24 小时)")
+                                    % {"n": number})
+        cleaned.append((uid, joined_at, left_at))
+    with transaction.atomic():
+        viewers = identified_viewers(room.merchant, (r[0] for r in cleaned))
+        existing = set(ViewerSession.objects.filter(room=room, viewer_id__in=viewers.values())
+                       .values_list("viewer_id", "joined_at", "left_at"))
+        new_rows, seen = [], set()
+        for uid, joined_at, left_at in cleaned:
+            key = (viewers[uid], joined_at, left_at)
+            if key in existing or key in seen:
+                continue
+            seen.add(key)
+            new_rows.append(ViewerSession(room=room, viewer_id=viewers[uid], joined_at=joined_at,
+                                          last_seen_at=left_at, left_at=left_at))
+        ViewerSession.objects.bulk_create(new_rows, batch_size=5000)
+        record_action(actor=actor if getattr(actor, "is_authenticated", False) else None,
+                      actor_label="" if getattr(actor, "is_authenticated", False) else str(actor or "platform")[:64],
+                      action="import_audience", room=room, target=room.slug,
+                      detail={"rows": len(cleaned), "added": len(new_rows), "viewers": len(viewers),
+                              "source": source})
+    return len(new_rows), len(viewers)
+
+
 # --- Create / approve / cancel / revoke ---------------------------------------------------------
 
 
 def create_campaign(*, actor, room, budget, kind, title="", amount_fen, incident=None, share_count=None,
                     share_cap_fen=None, winner_count=None, keyword="", countdown_s=0, min_overlap_s=60,
-                    window_start=None, window_end=None, valid_from=None, valid_until=None):
+                    window_start=None, window_end=None, valid_from=None, valid_until=None, include_anonymous=False):
     """Create a draft with its audience preview (eligible count and cost)."""
     require_role(actor, OPS, MANAGER, what="create_campaign")
     if kind not in Campaign.Kind.values:
@@ -192,6 +247,8 @@ def create_campaign(*, actor, room, budget, kind, title="", amount_fen, incident
     min_overlap_s = int(min_overlap_s or 0)
     if min_overlap_s < 0:
         raise CompensationError(_("最短在场时间不能为负数"))
+    min_overlap_s = max(min_overlap_s, settings.COMPENSATION_MIN_WATCH_S)  # the floor applies to every campaign
+    include_anonymous = bool(include_anonymous)
     countdown_s = int(countdown_s or 0)
     if countdown_s < 0:
         raise CompensationError(_("倒计时不能为负数"))
@@ -241,7 +298,7 @@ def create_campaign(*, actor, room, budget, kind, title="", amount_fen, incident
         raise CompensationError(_("每位观众最多 %(cap)s,本活动单人可得 %(amount)s")
                                 % {"cap": yuan(budget.per_viewer_cap_fen), "amount": yuan(per_viewer)})
 
-    eligible = selectors.eligible_count(room.pk, window_start, window_end, min_overlap_s)
+    eligible = selectors.eligible_count(room.pk, window_start, window_end, min_overlap_s, include_anonymous)
     cost = selectors.cost_for(kind, amount_fen, eligible, winner_count)
     if cost > budget.available_fen:
         raise CompensationError(_("预算不足:预计成本 %(cost)s,可用 %(available)s")
@@ -253,10 +310,11 @@ def create_campaign(*, actor, room, budget, kind, title="", amount_fen, incident
             share_count=share_count, share_cap_fen=share_cap_fen, winner_count=winner_count,
             keyword=(keyword or "").strip()[:40], countdown_s=countdown_s, min_overlap_s=min_overlap_s,
             window_start=window_start, window_end=window_end, valid_from=valid_from, valid_until=valid_until,
-            eligible_count=eligible, cost_fen=cost, created_by=actor,
+            include_anonymous=include_anonymous, eligible_count=eligible, cost_fen=cost, created_by=actor,
         )
         _audit(actor, "create_campaign", campaign, detail={"eligible": eligible, "cost_fen": cost,
-                                                           "amount_fen": amount_fen})
+                                                           "amount_fen": amount_fen,
+                                                           "include_anonymous": include_anonymous})
     return campaign
 
 
@@ -326,7 +384,8 @@ def revoke_campaign(*, actor, campaign_id, reason=""):
 
 def _freeze_audience(campaign):
     """INSERT the eligible viewers into Recipient (positions 1..N) in one SQL statement."""
-    qs = selectors.audience(campaign.room_id, campaign.window_start, campaign.window_end, campaign.min_overlap_s)
+    qs = selectors.audience(campaign.room_id, campaign.window_start, campaign.window_end, campaign.min_overlap_s,
+                            campaign.include_anonymous)
     sql, params = qs.query.get_compiler(connection=connection).as_sql()
     if connection.vendor == "postgresql":
         seconds = "GREATEST(0, EXTRACT(EPOCH FROM a.overlap))::integer"
@@ -948,13 +1007,29 @@ def viewer_notices(room, viewer):
 # --- Shop API -----------------------------------------------------------------------------------
 
 
-def create_shop_client(name):
-    """Register a shop; returns (client, raw token) — the token is shown once and stored hashed."""
+def create_shop_client(name, merchant):
+    """Register a merchant's shop; returns (client, raw token) — the token is shown once and stored hashed."""
     from streams.models import hash_token
 
+    if not (merchant or "").strip():
+        raise CompensationError(_("接入方必须属于一个商家"))
     raw = "shop_" + secrets.token_urlsafe(32)
-    client = ShopClient.objects.create(name=name, token_hash=hash_token(raw), token_hint=raw[-4:])
+    client = ShopClient.objects.create(name=name, merchant=merchant.strip(), token_hash=hash_token(raw),
+                                       token_hint=raw[-4:])
     return client, raw
+
+
+def shop_grants(client):
+    """The grants a shop client may see: its own merchant's, nobody else's."""
+    if not client.merchant:
+        return Grant.objects.none()
+    return Grant.objects.filter(campaign__room__merchant=client.merchant)
+
+
+def shop_campaigns(client):
+    if not client.merchant:
+        return Campaign.objects.none()
+    return Campaign.objects.filter(room__merchant=client.merchant)
 
 
 def shop_client_for_token(raw):
@@ -1013,7 +1088,9 @@ def redeem(*, client, request_id, code, order_ref=""):
         return _replay(previous, code)
     try:
         with transaction.atomic():
-            grant = Grant.objects.select_for_update(of=("self",)).select_related("campaign").filter(code=code).first()
+            # Another merchant's code is "unknown" here: a token never learns what other shops issued.
+            grant = (shop_grants(client).select_for_update(of=("self",)).select_related("campaign")
+                     .filter(code=code).first())
             if grant is None:
                 status, body = 404, {"error": "unknown_code", "message": _("券码不存在")}
             else:

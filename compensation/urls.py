@@ -8,6 +8,7 @@ urlpatterns = [
     path("", views.campaign_list, name="list"),
     path("new", views.campaign_new, name="new"),
     path("wall/", views.wall_fragment, name="wall"),
+    path("audience/import", views.audience_import, name="audience_import"),
     path("<int:campaign_id>/", views.campaign_detail, name="detail"),
     path("<int:campaign_id>/progress", views.campaign_progress, name="progress"),
     path("<int:campaign_id>/panel", views.campaign_panel, name="panel"),
@@ -29,4 +30,5 @@ urlpatterns = [
     path("api/v1/coupons/validate", views.api_validate, name="api_validate"),
     path("api/v1/coupons/redeem", views.api_redeem, name="api_redeem"),
     path("api/v1/campaigns/<int:campaign_id>/report", views.api_report, name="api_report"),
+    path("api/v1/rooms/<slug:slug>/audience", views.api_audience, name="api_audience"),
 ]

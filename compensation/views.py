@@ -7,7 +7,7 @@ from datetime import datetime
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -15,6 +15,8 @@ from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
+from controlroom.csv_export import csv_response
+from controlroom.middleware import has_control_characters
 from controlroom.roles import MANAGER, ON_DUTY, OPS, has_role, require_role
 from incidents.models import Incident
 from streams.models import LiveRoom, Viewer
@@ -110,6 +112,7 @@ def campaign_new(request):
             min_overlap_s=_int_or_none(data.get("min_overlap_s")) or 0,
             window_start=_parse_dt(data.get("window_start")), window_end=_parse_dt(data.get("window_end")),
             valid_until=_parse_dt(data.get("valid_until")),
+            include_anonymous=data.get("include_anonymous") == "on",
         )
     except services.CompensationError as exc:
         return render(request, "compensation/campaign_form.html",
@@ -138,8 +141,51 @@ def _detail_context(campaign, user):
         "can_approve": has_role(user, MANAGER) and user.pk != campaign.created_by_id,
         "is_manager": has_role(user, MANAGER),
         "batches": selectors.campaign_batches_summary(campaign),
+        "fraud": selectors.fraud_signals(campaign)
+                 if campaign.status in (Campaign.Status.DRAFT, Campaign.Status.APPROVED) else None,
         "recent_grants": Grant.objects.filter(campaign=campaign).select_related("viewer")[:10],
     }
+
+
+def _audience_rows(upload):
+    """CSV rows "platform_user_id,joined_at,left_at" (ISO 8601 with offset; a header row is skipped)."""
+    try:
+        text = upload.read(20 * 1024 * 1024 + 1).decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise services.CompensationError(_("文件必须是 UTF-8 编码的 CSV")) from None
+    if len(text) > 20 * 1024 * 1024:
+        raise services.CompensationError(_("文件太大(最多 20 MB)"))
+    rows = []
+    for number, row in enumerate(csv.reader(text.splitlines()), start=1):
+        if not row or (number == 1 and row[0].strip().lower() == "platform_user_id"):
+            continue
+        if len(row) != 3:
+            raise services.CompensationError(_("第 %(n)s 行应有 3 列:平台用户 ID、进入时间、离开时间") % {"n": number})
+        try:
+            rows.append((row[0], _parse_dt(row[1].strip()), _parse_dt(row[2].strip())))
+        except (services.CompensationError, ValueError):
+            raise services.CompensationError(_("第 %(n)s 行的时间格式不正确") % {"n": number}) from None
+    return rows
+
+
+@login_required
+def audience_import(request):
+    """Upload the platform's audience of a room (who watched, when): the trustworthy route to eligibility."""
+    require_role(request.user, *CAMPAIGN_ROLES, what="import_audience")
+    rooms = LiveRoom.objects.order_by("name")
+    context, status = {"rooms": rooms}, 200
+    if request.method == "POST":
+        try:
+            room = get_object_or_404(LiveRoom, pk=_int_or_none(request.POST.get("room")) or 0)
+            upload = request.FILES.get("file")
+            if upload is None:
+                raise services.CompensationError(_("请选择要上传的 CSV 文件"))
+            added, viewers = services.import_audience(actor=request.user, room=room, rows=_audience_rows(upload))
+            messages.success(request, _("已导入 %(v)s 位平台观众的 %(n)s 段观看记录") % {"v": viewers, "n": added})
+            return redirect("compensation:audience_import")
+        except services.CompensationError as exc:
+            context["error"], status = exc.messages[0], 400
+    return render(request, "compensation/audience_import.html", context, status=status)
 
 
 @login_required
@@ -215,28 +261,22 @@ def campaign_progress(request, campaign_id):
     return HttpResponse(services.render_progress(campaign)[0])
 
 
-class _Echo:
-    def write(self, value):
-        return value
-
-
 @login_required
 @require_GET
 def grants_csv(request, campaign_id):
-    """CSV of every grant, streamed (a million rows must not sit in memory)."""
+    """CSV of every grant, streamed (a million rows must not sit in memory). The device cookie of a viewer
+    is a credential and is never exported; identified viewers are listed by their platform user id."""
     require_role(request.user, *CAMPAIGN_ROLES, what="export grants")
     campaign = get_object_or_404(Campaign, pk=campaign_id)
-    writer = csv.writer(_Echo())
     now = timezone.now()
+    header = ["campaign_id", "kind", "code", "viewer_id", "user_id", "platform_user_id", "amount_fen",
+              "issued_at", "valid_until", "state", "redeemed_at", "order_ref"]
 
     def rows():
-        yield "\ufeff"  # BOM: spreadsheet apps then read the Chinese header correctly
-        yield writer.writerow(["campaign_id", "kind", "code", "viewer_id", "user_id", "device_id", "amount_fen",
-                               "issued_at", "valid_until", "state", "redeemed_at", "order_ref"])
-        qs = (Grant.objects.filter(campaign=campaign).select_related("campaign")
-              .values_list("code", "viewer_id", "viewer__user_id", "viewer__device_id", "amount_fen", "issued_at",
-                           "redeemed_at", "redeemed_order").order_by("viewer_id"))
-        for code, viewer_id, user_id, device_id, amount, issued_at, redeemed_at, order_ref in qs.iterator(5000):
+        qs = (Grant.objects.filter(campaign=campaign)
+              .values_list("code", "viewer_id", "viewer__user_id", "viewer__platform_user_id", "amount_fen",
+                           "issued_at", "redeemed_at", "redeemed_order").order_by("viewer_id"))
+        for code, viewer_id, user_id, platform_id, amount, issued_at, redeemed_at, order_ref in qs.iterator(5000):
             if redeemed_at:
                 state = "redeemed"
             elif campaign.revoked_at:
@@ -245,13 +285,11 @@ def grants_csv(request, campaign_id):
                 state = "expired"
             else:
                 state = "valid"
-            yield writer.writerow([campaign.pk, campaign.kind, code, viewer_id, user_id or "", device_id or "", amount,
-                                   issued_at.isoformat(), campaign.valid_until.isoformat() if campaign.valid_until else "",
-                                   state, redeemed_at.isoformat() if redeemed_at else "", order_ref])
+            yield [campaign.pk, campaign.kind, code, viewer_id, user_id or "", platform_id or "", amount,
+                   issued_at.isoformat(), campaign.valid_until.isoformat() if campaign.valid_until else "",
+                   state, redeemed_at.isoformat() if redeemed_at else "", order_ref]
 
-    response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="campaign-{campaign.pk}-grants.csv"'
-    return response
+    return csv_response(f"campaign-{campaign.pk}-grants.csv", header, rows())
 
 
 @login_required
@@ -347,6 +385,14 @@ def _shop_client(request):
     return client
 
 
+def _has_control_characters(value):
+    if isinstance(value, dict):
+        return any(_has_control_characters(k) or _has_control_characters(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_control_characters(v) for v in value)
+    return has_control_characters(value)
+
+
 def _api(fn):
     def view(request, *args, **kwargs):
         try:
@@ -364,6 +410,9 @@ def _api(fn):
             if not isinstance(body, dict):
                 return JsonResponse({"error": "bad_json", "message": _("请求体必须是 JSON 对象")}, status=400,
                                     json_dumps_params={"ensure_ascii": False})
+            if _has_control_characters(body):
+                return JsonResponse({"error": "bad_request", "message": _("请求包含不允许的控制字符(如 NUL)")},
+                                    status=400, json_dumps_params={"ensure_ascii": False})
         status, payload = fn(request, client, body, *args, **kwargs)
         return JsonResponse(payload, status=status, json_dumps_params={"ensure_ascii": False})
     view.__name__ = fn.__name__
@@ -375,7 +424,7 @@ def api_validate(request, client, body):
     if request.method != "POST":
         return 405, {"error": "method_not_allowed"}
     code = str(body.get("code") or "").strip().upper()
-    grant = Grant.objects.select_related("campaign").filter(code=code).first() if code else None
+    grant = services.shop_grants(client).select_related("campaign").filter(code=code).first() if code else None
     if grant is None:
         return 404, {"error": "unknown_code", "message": _("券码不存在")}
     info = services.describe_grant(grant)
@@ -392,10 +441,38 @@ def api_redeem(request, client, body):
 
 @_api
 def api_report(request, client, body, campaign_id):
-    campaign = Campaign.objects.filter(pk=campaign_id).first()
+    campaign = services.shop_campaigns(client).filter(pk=campaign_id).first()
     if campaign is None:
-        return 404, {"error": "unknown_campaign"}
+        return 404, {"error": "unknown_campaign", "message": _("活动不存在")}
     report = selectors.campaign_report(campaign)
     return 200, {"campaign": campaign.pk, "kind": campaign.kind, "status": campaign.status,
                  "eligible": campaign.eligible_count, "revoked": bool(campaign.revoked_at), **report,
                  "generated_at": datetime.now(tz=timezone.get_current_timezone()).isoformat()}
+
+
+@_api
+def api_audience(request, client, body, slug):
+    """The platform's audience of one of this merchant's rooms: {"viewers": [{platform_user_id, joined_at,
+    left_at}, ...]} (ISO 8601 with offset). Identified viewers, eligible for compensation."""
+    if request.method != "POST":
+        return 405, {"error": "method_not_allowed"}
+    room = LiveRoom.objects.filter(slug=slug, merchant=client.merchant).first() if client.merchant else None
+    if room is None:
+        return 404, {"error": "unknown_room", "message": _("直播间不存在")}
+    viewers = body.get("viewers")
+    if not isinstance(viewers, list):
+        return 400, {"error": "bad_request", "message": _("viewers 必须是数组")}
+    try:
+        rows = []
+        for number, item in enumerate(viewers, start=1):
+            if not isinstance(item, dict):
+                raise services.CompensationError(_("第 %(n)s 项必须是对象") % {"n": number})
+            try:
+                rows.append((str(item.get("platform_user_id") or ""), _parse_dt(str(item.get("joined_at") or "")),
+                             _parse_dt(str(item.get("left_at") or ""))))
+            except (services.CompensationError, ValueError):
+                raise services.CompensationError(_("第 %(n)s 项的时间格式不正确") % {"n": number}) from None
+        added, count = services.import_audience(actor=f"shop:{client.name}", room=room, rows=rows, source="api")
+    except services.CompensationError as exc:
+        return 400, {"error": "bad_request", "message": exc.messages[0]}
+    return 200, {"ok": True, "room": room.slug, "sessions_added": added, "viewers": count}

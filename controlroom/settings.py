@@ -87,11 +87,13 @@ MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "controlroom.middleware.ChosenLanguageMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "controlroom.middleware.RefuseControlCharactersMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "controlroom.middleware.ErrorIdMiddleware",
 ]
 
 ROOT_URLCONF = "controlroom.urls"
@@ -316,3 +318,13 @@ COMPENSATION_APPROVAL_THRESHOLD_FEN = env_int("COMPENSATION_APPROVAL_THRESHOLD_F
 # The sweeper re-queues issuance batches still pending this long after they were queued.
 COMPENSATION_STUCK_AFTER_S = env_int("COMPENSATION_STUCK_AFTER_S", 60, 1, 3600)
 COMPENSATION_SWEEP_INTERVAL_S = env_int("COMPENSATION_SWEEP_INTERVAL_S", 10, 1, 600)
+# Presence shorter than this never makes a viewer eligible, whatever a campaign asks (farming costs time).
+COMPENSATION_MIN_WATCH_S = env_int("COMPENSATION_MIN_WATCH_S", 60, 0, 3600)
+# Platform-signed viewer tokens (docs/integrators.md) may live at most this long.
+VIEWER_TOKEN_MAX_TTL_S = env_int("VIEWER_TOKEN_MAX_TTL_S", 86_400, 60, 30 * 86_400)
+# Viewer sockets and chat are limited per client address and per viewer, not per socket
+# (streams/viewer_limits.py; generous because carrier-grade NAT puts many viewers behind one address).
+VIEWER_SOCKETS_PER_ADDRESS = env_int("VIEWER_SOCKETS_PER_ADDRESS", 50, 1, 1_000_000)
+VIEWER_CHAT_INTERVAL_S = env_int("VIEWER_CHAT_INTERVAL_S", 1, 0, 3600)
+VIEWER_CHAT_ADDRESS_BURST = env_int("VIEWER_CHAT_ADDRESS_BURST", 10, 1, 100_000)
+VIEWER_CHAT_PER_ADDRESS_PER_MINUTE = env_int("VIEWER_CHAT_PER_ADDRESS_PER_MINUTE", 60, 1, 1_000_000)

@@ -9,6 +9,7 @@ from django.db.models import Max
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from controlroom.middleware import has_control_characters
 from controlroom.roles import MANAGER, has_role, roles_of
 from streams import services as stream_services
 from streams.models import HealthSample, IngestLine, LiveRoom, LiveSession, ViewerSession
@@ -174,9 +175,11 @@ def update_alert_entries(*, alert_id, room_id, text, count, last_seen_at):
 
 
 def add_note(*, incident, text, actor):
-    text = (text or "").strip()
+    text = (text or "").strip() if isinstance(text, str) else ""
     if not text:
         raise IncidentRuleError(_("备注内容不能为空。"))
+    if has_control_characters(text):
+        raise IncidentRuleError(_("备注包含不允许的控制字符(如 NUL)。"))
     with transaction.atomic():
         entry = add_timeline_entry(incident=incident, kind=TimelineKind.NOTE, text=text, actor=actor)
         _audit(actor, "incident_note", incident, detail={"entry": entry.pk})
@@ -249,37 +252,76 @@ def transition(*, incident, to, actor, cause=None, handling=None, outcome=None, 
     return incident
 
 
-def update_case_record(*, incident, actor, cause, handling, outcome):
+CASE_FIELDS = ("cause", "handling", "outcome")
+
+
+def _check_signed_off(incident, actor, reason, what):
+    """A reviewed (signed-off) incident is read-only: only a manager's correction with a reason may change it.
+
+    Returns True when this change is such a correction."""
+    if incident.status != Incident.Status.REVIEWED:
+        return False
+    if not has_role(actor, MANAGER):
+        raise PermissionDenied(_("事故已复盘签核,%(what)s只读;如需更正请联系经理。") % {"what": what})
+    if not (reason or "").strip():
+        raise IncidentRuleError(_("事故已复盘签核:经理更正%(what)s必须填写原因。") % {"what": what})
+    return True
+
+
+def update_case_record(*, incident, actor, cause, handling, outcome, reason=""):
+    """Save the case text (cause, handling, outcome). Every change lands on the timeline with what it was;
+    after sign-off only a manager's correction with a reason may change it."""
     with transaction.atomic():
         incident = _locked(incident)
-        incident.cause, incident.handling, incident.outcome = cause.strip(), handling.strip(), outcome.strip()
-        incident.save(update_fields=["cause", "handling", "outcome"])
-        _audit(actor, "incident_update_case", incident)
-        events.push_incident_on_commit(incident.pk, parts=("header",))
+        correction = _check_signed_off(incident, actor, reason, _("案例记录"))
+        new = {"cause": cause.strip(), "handling": handling.strip(), "outcome": outcome.strip()}
+        changes = {f: [getattr(incident, f), new[f]] for f in CASE_FIELDS if getattr(incident, f) != new[f]}
+        if not changes:
+            return incident
+        for field, (_old, value) in changes.items():
+            setattr(incident, field, value)
+        incident.save(update_fields=list(changes))
+        labels = "、".join(str(Incident._meta.get_field(f).verbose_name) for f in changes)
+        if correction:
+            text = _("更正案例记录(%(fields)s),原因:%(reason)s") % {"fields": labels, "reason": reason.strip()}
+        else:
+            text = _("修改案例记录:%(fields)s") % {"fields": labels}
+        add_timeline_entry(incident=incident, kind=TimelineKind.CORRECTION if correction else TimelineKind.UPDATE,
+                           actor=actor, text=text, data={"case": changes, "reason": (reason or "").strip()})
+        _audit(actor, "incident_correct_case" if correction else "incident_update_case", incident,
+               reason=(reason or "").strip(), detail={"fields": list(changes)})
+        events.push_incident_on_commit(incident.pk, parts=("header", "timeline"))
     return incident
 
 
-def set_severity_and_owner(*, incident, actor, severity=None, owner=None):
+def set_severity_and_owner(*, incident, actor, severity=None, owner=None, reason=""):
+    """Change severity and/or owner; always on the timeline. After sign-off: a manager's correction only."""
     with transaction.atomic():
         incident = _locked(incident)
         changes = {}
         if severity is not None and int(severity) != incident.severity:
             changes["severity"] = [incident.severity, int(severity)]
-            incident.severity = int(severity)
         if owner is not None and owner.pk != incident.owner_id:
             changes["owner"] = [incident.owner.get_username() if incident.owner_id else None, owner.get_username()]
-            incident.owner = owner
         if not changes:
             return incident
+        correction = _check_signed_off(incident, actor, reason, _("级别和负责人"))
+        if "severity" in changes:
+            incident.severity = int(severity)
+        if "owner" in changes:
+            incident.owner = owner
         incident.save(update_fields=["severity", "owner"])
         parts = []
         if "severity" in changes:
             parts.append(_("级别 SEV%(a)s → SEV%(b)s") % {"a": changes["severity"][0], "b": changes["severity"][1]})
         if "owner" in changes:
             parts.append(_("负责人 → %(who)s") % {"who": changes["owner"][1]})
-        add_timeline_entry(incident=incident, kind=TimelineKind.UPDATE, actor=actor, text=";".join(parts),
-                           data=changes)
-        _audit(actor, "incident_update", incident, detail=changes)
+        text = ";".join(parts)
+        if correction:
+            text = _("更正:%(what)s,原因:%(reason)s") % {"what": text, "reason": reason.strip()}
+        add_timeline_entry(incident=incident, kind=TimelineKind.CORRECTION if correction else TimelineKind.UPDATE,
+                           actor=actor, text=text, data={**changes, "reason": (reason or "").strip()})
+        _audit(actor, "incident_update", incident, reason=(reason or "").strip(), detail=changes)
         events.push_incident_on_commit(incident.pk, parts=("header", "timeline"))
     return incident
 

@@ -1,19 +1,21 @@
 """Thin views: parse, authorise with require_role, call a service or selector, render a partial."""
 
-import csv
 from datetime import datetime
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
+from django.core.exceptions import BadRequest, PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse, HttpResponseBadRequest
+from django.utils.html import format_html
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from controlroom.csv_export import csv_response
 from controlroom.roles import MANAGER, ON_DUTY, require_role, roles_of
 from streams.demo import DEMO_ROOMS
 from streams.models import LiveRoom
@@ -49,9 +51,15 @@ def _bands(request):
 def _refuse(request, exc, status=400):
     message = exc.messages[0] if isinstance(exc, ValidationError) else str(exc)
     if request.htmx:
-        return HttpResponse(f'<div class="flash error" role="alert">{message}</div>', status=status)
+        # Messages may quote what was posted: always escaped.
+        return HttpResponse(format_html('<div class="flash error" role="alert">{}</div>', message), status=status)
     messages.error(request, message)
     return None
+
+
+def _refused(request, pk, exc, status):
+    """A refused edit: the message in place (htmx) or on the page, with the refusal's status code."""
+    return _refuse(request, exc, status) or redirect("incidents:detail", pk=pk)
 
 
 # --- Case library -----------------------------------------------------------------------------
@@ -73,23 +81,6 @@ def library(request):
     return render(request, template, context)
 
 
-def _csv_response(filename):
-    response = HttpResponse(content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    response.write("\ufeff")  # BOM so spreadsheet apps read the Chinese text as UTF-8
-    return response
-
-
-class _SafeWriter:
-    """csv.writer that defuses spreadsheet formulas in user-entered text (=, +, -, @ at the start)."""
-
-    def __init__(self, response):
-        self.writer = csv.writer(response)
-
-    def writerow(self, row):
-        self.writer.writerow([f"'{v}" if isinstance(v, str) and v[:1] in ("=", "+", "-", "@") else v for v in row])
-
-
 def _local(dt):
     return timezone.localtime(dt).strftime("%Y-%m-%d %H:%M:%S") if dt else ""
 
@@ -99,17 +90,15 @@ def library_csv(request):
     require_role(request.user, MANAGER, what="export incident library")
     bands = _bands(request)
     qs = selectors.filter_incidents(request.GET, bands.night_start, bands.night_end)
-    response = _csv_response("incidents.csv")
-    writer = _SafeWriter(response)
-    writer.writerow(["id", _("标题"), _("直播间"), _("商家"), _("类型"), _("级别"), _("状态"), _("演练"),
-                     _("发现时间"), _("响应时间"), _("缓解时间"), _("解决时间"), _("复盘时间"),
-                     _("负责人"), _("原因"), _("处理过程"), _("结果")])
-    for i in qs.iterator(chunk_size=2000):
-        writer.writerow([i.pk, i.title, i.room.name, i.room.merchant, i.incident_type.name, f"SEV{i.severity}",
-                         i.get_status_display(), int(i.is_drill), _local(i.detected_at), _local(i.acknowledged_at),
-                         _local(i.mitigated_at), _local(i.resolved_at), _local(i.reviewed_at),
-                         i.owner.get_username() if i.owner_id else "", i.cause, i.handling, i.outcome])
-    return response
+    header = ["id", _("标题"), _("直播间"), _("商家"), _("类型"), _("级别"), _("状态"), _("演练"),
+              _("发现时间"), _("响应时间"), _("缓解时间"), _("解决时间"), _("复盘时间"),
+              _("负责人"), _("原因"), _("处理过程"), _("结果")]
+    rows = ([i.pk, i.title, i.room.name, i.room.merchant, i.incident_type.name, f"SEV{i.severity}",
+             i.get_status_display(), int(i.is_drill), _local(i.detected_at), _local(i.acknowledged_at),
+             _local(i.mitigated_at), _local(i.resolved_at), _local(i.reviewed_at),
+             i.owner.get_username() if i.owner_id else "", i.cause, i.handling, i.outcome]
+            for i in qs.iterator(chunk_size=2000))
+    return csv_response("incidents.csv", header, rows, stream=False)
 
 
 # --- One incident -----------------------------------------------------------------------------
@@ -140,15 +129,21 @@ def detail(request, pk):
 def timeline_csv(request, pk):
     require_role(request.user, *ON_DUTY, what="export incident timeline")
     incident = get_object_or_404(Incident, pk=pk)
-    response = _csv_response(f"incident-{pk}-timeline.csv")
-    writer = _SafeWriter(response)
-    writer.writerow([_("时间"), _("类型"), _("内容"), _("操作人"), _("置顶"), _("数据")])
     import json
 
-    for e in selectors.timeline(incident):
-        writer.writerow([_local(e.at), e.get_kind_display(), e.text, e.who, int(e.pinned),
-                         json.dumps(e.data, ensure_ascii=False, sort_keys=True)])
-    return response
+    header = [_("时间"), _("类型"), _("内容"), _("操作人"), _("置顶"), _("数据")]
+    rows = [[_local(e.at), e.get_kind_display(), e.text, e.who, int(e.pinned),
+             json.dumps(e.data, ensure_ascii=False, sort_keys=True)] for e in selectors.timeline(incident)]
+    return csv_response(f"incident-{pk}-timeline.csv", header, rows, stream=False)
+
+
+def _local_next(request):
+    """`next` only when it stays on this site (an open redirect would lend our name to phishing)."""
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()},
+                                                  require_https=request.is_secure()):
+        return target
+    return ""
 
 
 @require_POST
@@ -158,9 +153,9 @@ def declare(request):
     form = DeclareIncidentForm(request.POST)
     if not form.is_valid():
         if request.htmx:
-            return HttpResponse(f'<div class="flash error">{form.errors.as_text()}</div>', status=400)
+            return HttpResponse(format_html('<div class="flash error">{}</div>', form.errors.as_text()), status=400)
         messages.error(request, form.errors.as_text())
-        return redirect(request.POST.get("next") or reverse("incidents:new"))
+        return redirect(_local_next(request) or reverse("incidents:new"))
     data = form.cleaned_data
     if data["is_drill"] and data["room"].slug not in {slug for slug, *_ in DEMO_ROOMS}:
         messages.error(request, _("演练只能在演示直播间进行。"))
@@ -215,8 +210,15 @@ def update_case(request, pk):
     require_role(request.user, *ON_DUTY, what="update case record")
     incident = get_object_or_404(Incident, pk=pk)
     p = request.POST
-    services.update_case_record(incident=incident, actor=request.user, cause=p.get("cause", ""),
-                                handling=p.get("handling", ""), outcome=p.get("outcome", ""))
+    try:
+        # A field left out keeps its text: a partial post never blanks the record.
+        services.update_case_record(incident=incident, actor=request.user, cause=p.get("cause", incident.cause),
+                                    handling=p.get("handling", incident.handling),
+                                    outcome=p.get("outcome", incident.outcome), reason=p.get("reason", ""))
+    except PermissionDenied as exc:
+        return _refused(request, pk, exc, 403)
+    except ValidationError as exc:
+        return _refused(request, pk, exc, 400)
     if request.htmx:
         return render(request, f"{PAGE}#header", {"incident": selectors.incident_for_page(pk)})
     return redirect("incidents:detail", pk=pk)
@@ -231,7 +233,13 @@ def update_meta(request, pk):
     severity = request.POST.get("severity") or None
     if severity is not None and severity not in {str(v) for v, _ in Severity.choices}:
         return HttpResponseBadRequest(_("无效的级别"))
-    services.set_severity_and_owner(incident=incident, actor=request.user, severity=severity, owner=owner)
+    try:
+        services.set_severity_and_owner(incident=incident, actor=request.user, severity=severity, owner=owner,
+                                        reason=request.POST.get("reason", ""))
+    except PermissionDenied as exc:
+        return _refused(request, pk, exc, 403)
+    except ValidationError as exc:
+        return _refused(request, pk, exc, 400)
     if request.htmx:
         return render(request, f"{PAGE}#header", {"incident": selectors.incident_for_page(pk)})
     return redirect("incidents:detail", pk=pk)
@@ -426,10 +434,15 @@ def edit_type(request, slug):
 
 # --- Analytics --------------------------------------------------------------------------------------
 
+EARLIEST_DAY = datetime(2000, 1, 1).date()
+
+
 def _range(request):
+    """The analytics period from ?days= or ?date_from=&date_to= (local days); BadRequest when out of bounds."""
     days = request.GET.get("days") or ""
     start, end = analytics.default_range(min(int(days), 3660) if days.isdigit() and int(days) > 0 else 90)
     tz = timezone.get_default_timezone()
+    latest_day = timezone.localdate() + timezone.timedelta(days=366)
     for key in ("date_from", "date_to"):
         raw = request.GET.get(key)
         if raw:
@@ -437,18 +450,29 @@ def _range(request):
                 day = datetime.strptime(raw, "%Y-%m-%d").date()
             except ValueError:
                 continue
+            if not EARLIEST_DAY <= day <= latest_day:
+                raise BadRequest(_("日期须在 %(a)s 至 %(b)s 之间。") % {"a": EARLIEST_DAY, "b": latest_day})
             at = timezone.make_aware(datetime.combine(day, datetime.min.time()), tz)
             if key == "date_from":
                 start = at
             else:
                 end = at + timezone.timedelta(days=1)
+    if end <= start:
+        raise BadRequest(_("结束日期不能早于开始日期。"))
     return start, end
+
+
+def _bad_range(exc):
+    return HttpResponseBadRequest(str(exc), content_type="text/plain; charset=utf-8")
 
 
 @login_required
 def analytics_page(request):
     require_role(request.user, MANAGER, what="incident analytics")
-    start, end = _range(request)
+    try:
+        start, end = _range(request)
+    except BadRequest as exc:
+        return _bad_range(exc)
     bands = _bands(request)
     data = analytics.dashboard(start, end, bands)
     return render(request, "incidents/analytics.html", {
@@ -460,13 +484,13 @@ def analytics_page(request):
 @login_required
 def analytics_csv(request):
     require_role(request.user, MANAGER, what="incident analytics export")
-    start, end = _range(request)
+    try:
+        start, end = _range(request)
+    except BadRequest as exc:
+        return _bad_range(exc)
     bands = _bands(request)
     data = analytics.dashboard(start, end, bands)
     view = charts.build(data)
-    response = _csv_response("incident-analytics.csv")
-    writer = _SafeWriter(response)
-    writer.writerow(["section", "key", "metric", "value"])
-    for section, key, metric, value in charts.flat_rows(view):
-        writer.writerow([section, key, metric, "" if value is None else value])
-    return response
+    rows = [[section, key, metric, "" if value is None else value]
+            for section, key, metric, value in charts.flat_rows(view)]
+    return csv_response("incident-analytics.csv", ["section", "key", "metric", "value"], rows, stream=False)

@@ -330,12 +330,23 @@ class LiveSession(models.Model):
 
 
 class Viewer(models.Model):
-    """A person watching: a logged-in account or an anonymous device id cookie."""
+    """A person watching: a logged-in account or an anonymous device id cookie.
+
+    A viewer is *identified* when the platform vouches for it: a platform-signed token accepted by the
+    viewer page, or an audience imported from the platform. Only identified viewers of the room's
+    merchant are eligible for compensation by default (see docs/security.md).
+    """
 
     user = models.OneToOneField(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE)
     device_id = models.CharField(max_length=64, unique=True, null=True, blank=True)
     nickname = models.CharField(max_length=50, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    platform_merchant = models.CharField(_("平台商家"), max_length=100, blank=True)
+    platform_user_id = models.CharField(_("平台用户 ID"), max_length=64, null=True, blank=True)
+    identified_at = models.DateTimeField(_("身份确认时间"), null=True, blank=True)
+    # Where the identity was last presented from: the approver's fraud panel groups by these.
+    last_address = models.GenericIPAddressField(null=True, blank=True)
+    last_user_agent = models.CharField(max_length=200, blank=True)
 
     class Meta:
         verbose_name = _("观众")
@@ -344,8 +355,30 @@ class Viewer(models.Model):
             models.CheckConstraint(
                 condition=models.Q(user__isnull=False) | models.Q(device_id__isnull=False),
                 name="viewer_has_identity",
-            )
+            ),
+            models.UniqueConstraint(fields=["platform_merchant", "platform_user_id"], name="one_viewer_per_platform_user",
+                                    condition=models.Q(platform_user_id__isnull=False)),
         ]
+
+    @property
+    def is_identified(self):
+        return self.platform_user_id is not None
+
+
+class ViewerTokenKey(models.Model):
+    """A merchant's key for platform-signed viewer tokens (HMAC-SHA256; docs/integrators.md)."""
+
+    merchant = models.CharField(_("商家"), max_length=100, unique=True)
+    key = models.CharField(max_length=64, editable=False)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("观众令牌密钥")
+        verbose_name_plural = _("观众令牌密钥")
+
+    def __str__(self):
+        return self.merchant
 
     def __str__(self):
         return self.nickname or (f"user:{self.user_id}" if self.user_id else f"device:{self.device_id[:8]}")

@@ -14,10 +14,10 @@ from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.db import close_old_connections
 
+from . import viewer_limits
 from .fanout import get_hub
 
 DEVICE_COOKIE = "cr_device"
-CHAT_MIN_INTERVAL_S = 1.0
 _room_cache = {}  # slug -> (exists, monotonic time); handshake storms must not each hit the database
 ROOM_CACHE_TTL_S = 10.0
 
@@ -82,10 +82,15 @@ class ViewerConsumer(AsyncWebsocketConsumer):
         self.viewer_key = viewer_key_from_scope(self.scope)
         self.hub = None
         self.presence_token = None
-        self.last_chat = 0.0
+        self.address = viewer_limits.scope_address(self.scope)
+        self.counted = False
         if not await room_exists(self.room_slug):
             await self.close(code=4404)
             return
+        if not viewer_limits.open_socket(self.address):
+            await self.close(code=4429)  # too many viewer sockets from this address
+            return
+        self.counted = True
         self.hub = get_hub()
         self.hub.start()
         await self.accept()
@@ -102,6 +107,9 @@ class ViewerConsumer(AsyncWebsocketConsumer):
     records_presence = True
 
     async def disconnect(self, code):
+        if getattr(self, "counted", False):
+            viewer_limits.close_socket(self.address)
+            self.counted = False
         if self.hub is not None:
             self.hub.remove(self)
             self.hub.presence.leave(self.presence_token)
@@ -119,10 +127,8 @@ class ViewerConsumer(AsyncWebsocketConsumer):
         text = data.get("chat") if isinstance(data, dict) else None
         if not text or not isinstance(text, str):
             return
-        now = time.monotonic()
-        if now - self.last_chat < CHAT_MIN_INTERVAL_S:
-            return  # rate limit: silently drop floods
-        self.last_chat = now
+        if not viewer_limits.allow_chat(self.viewer_key, self.address):
+            return  # per viewer and per address, not per socket: floods are dropped silently
         await sync_to_async(self._post_chat, thread_sensitive=False)(text)
 
     def _post_chat(self, text):

@@ -13,6 +13,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from controlroom.middleware import CONTROL_CHARACTERS
 from controlroom.roles import require_capability
 
 from . import fanout
@@ -143,7 +144,9 @@ def _publish_chat(room, message):
 def post_chat_reply(*, room, actor, text):
     """Floor control posts a calming reply / FAQ snippet as the room's assistant."""
     require_capability(actor, "post_chat_reply")
-    text = (text or "").strip()
+    if not isinstance(text, str) or CONTROL_CHARACTERS.search(text):
+        raise ValidationError(_("回复内容必须是文字,且不能包含控制字符"))
+    text = text.strip()
     if not text:
         raise ValidationError(_("回复内容不能为空"))
     with transaction.atomic():
@@ -158,7 +161,9 @@ def post_viewer_chat(*, room, viewer_key, text, nickname=""):
     """A viewer's comment (rate-limited by the socket); not a control action, so not audited."""
     from .presence import viewer_ids_for_keys
 
-    text = (text or "").strip()[:300]
+    # Control characters (NUL breaks PostgreSQL text) are dropped: harmless to strip from a comment.
+    text = CONTROL_CHARACTERS.sub("", text if isinstance(text, str) else "").strip()[:300]
+    nickname = CONTROL_CHARACTERS.sub("", nickname if isinstance(nickname, str) else "").strip()[:50]
     if not text:
         return None
     with transaction.atomic():

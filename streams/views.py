@@ -1,18 +1,20 @@
-import csv
 import uuid
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core import signing
 from django.core.paginator import Paginator
-from django.http import Http404, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
+from controlroom.csv_export import csv_response
 from controlroom.roles import FLOOR_CONTROL, MANAGER, ON_DUTY, can, has_role, require_role
 
-from . import hooks, services, snapshots, viewer_notices
+from . import hooks, services, snapshots, viewer_identity, viewer_notices
 from .selectors import recent_alerts
 from .actions import ACTIONS
 from .demo import DEMO_ROOMS
@@ -127,19 +129,43 @@ def room_thumbnail(request, slug):
 
 
 def _viewer_for(request):
-    """The Viewer row of this browser (logged-in account or device cookie); creates the cookie value."""
+    """The Viewer row of this browser, if it has one, and the device cookie value to set.
+
+    A page GET never creates a Viewer row (anonymous presence is recorded by the viewer socket only).
+    """
     if request.user.is_authenticated:
-        viewer, _created = Viewer.objects.get_or_create(user=request.user)
-        return viewer, None
+        return Viewer.objects.filter(user=request.user).first(), None
     device = request.COOKIES.get(DEVICE_COOKIE, "")
-    if not device or len(device) > 64 or not device.replace("-", "").isalnum():
-        device = uuid.uuid4().hex
-    viewer, _created = Viewer.objects.get_or_create(device_id=device)
-    return viewer, device
+    if device and len(device) <= 64 and device.replace("-", "").isalnum():
+        return Viewer.objects.filter(device_id=device).first(), None
+    return None, uuid.uuid4().hex
+
+
+def _client_address(request):
+    return request.META.get("REMOTE_ADDR") or None
+
+
+def _accept_viewer_token(request, room, token):
+    """A platform-signed token identifies the viewer: its cookie becomes the identity's device id."""
+    try:
+        uid = viewer_identity.verify(room.merchant, token)
+    except viewer_identity.TokenError:
+        return HttpResponse(_("观众身份令牌无效或已过期,请从平台重新进入直播间。"), status=400,
+                            content_type="text/plain; charset=utf-8")
+    viewer = viewer_identity.identified_viewer(room.merchant, uid)
+    Viewer.objects.filter(pk=viewer.pk).update(last_address=_client_address(request),
+                                               last_user_agent=request.META.get("HTTP_USER_AGENT", "")[:200])
+    # Redirect to the clean address so the token does not linger in history or Referer headers.
+    response = redirect("live_room", slug=room.slug)
+    response.set_cookie(DEVICE_COOKIE, viewer.device_id, max_age=settings.VIEWER_TOKEN_MAX_TTL_S, httponly=True,
+                        samesite="Lax")
+    return response
 
 
 def live_room(request, slug):
     room = get_object_or_404(LiveRoom.objects.exclude(status=LiveRoom.Status.ENDED), slug=slug)
+    if "vt" in request.GET:
+        return _accept_viewer_token(request, room, request.GET["vt"])
     viewer, device = _viewer_for(request)
     response = render(request, "streams/live.html", {
         "room": room, "announcement": current_announcement(room),
@@ -218,31 +244,17 @@ def audit(request):
     return render(request, template, {"form": form, "page": page, "query": query.urlencode()})
 
 
-class _Echo:
-    def write(self, value):
-        return value
-
-
 @login_required
 def audit_csv(request):
     require_role(request.user, MANAGER, what="export audit")
     rows = _audit_queryset(AuditFilterForm(request.GET or None))
-    writer = csv.writer(_Echo())
     header = ["time", "actor", "room", "action", "target", "outcome", "latency_ms", "reason"]
-
-    def lines():
-        yield "\ufeff" + writer.writerow(header)  # BOM: spreadsheet apps open the Chinese text correctly
-        for row in rows.iterator(chunk_size=2000):
-            yield writer.writerow([
-                timezone.localtime(row.created_at).isoformat(),
-                row.actor.get_username() if row.actor_id else row.actor_label,
-                row.room.slug if row.room_id else "", row.action, row.target, row.outcome,
-                "" if row.latency_ms is None else round(row.latency_ms, 1), row.reason,
-            ])
-
-    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="control-actions-{timezone.localdate():%Y%m%d}.csv"'
-    return response
+    lines = ([timezone.localtime(row.created_at).isoformat(),
+              row.actor.get_username() if row.actor_id else row.actor_label,
+              row.room.slug if row.room_id else "", row.action, row.target, row.outcome,
+              "" if row.latency_ms is None else round(row.latency_ms, 1), row.reason]
+             for row in rows.iterator(chunk_size=2000))
+    return csv_response(f"control-actions-{timezone.localdate():%Y%m%d}.csv", header, lines)
 
 
 # --- announcement templates and canned replies (managers) -----------------------------------------------

@@ -25,10 +25,13 @@ def budget(db):
 
 
 def add_viewers(room, count, start, end, prefix="v"):
-    """`count` viewers each present for the whole [start, end] in one session; returns their ids."""
+    """`count` identified viewers each present for the whole [start, end] in one session; returns their ids."""
     from streams.models import Viewer, ViewerSession
 
-    viewers = Viewer.objects.bulk_create([Viewer(device_id=f"{prefix}{i}") for i in range(count)], batch_size=5000)
+    # Identified by the room's merchant (imported or token-signed): only those are eligible by default.
+    viewers = Viewer.objects.bulk_create([Viewer(device_id=f"{prefix}{i}", platform_merchant=room.merchant,
+                                                 platform_user_id=f"{prefix}{i}") for i in range(count)],
+                                         batch_size=5000)
     ViewerSession.objects.bulk_create(
         [ViewerSession(room=room, viewer=v, joined_at=start, last_seen_at=end, left_at=end) for v in viewers],
         batch_size=5000)

@@ -34,11 +34,13 @@ operator.groups.add(Group.objects.get_or_create(name="ops")[0])
 room = LiveRoom.objects.create(name="本地直播间", slug="local", merchant="m", status=LiveRoom.Status.LIVE)
 now = timezone.now()
 start, end = now - timedelta(minutes=20), now - timedelta(minutes=5)
-viewers = Viewer.objects.bulk_create([Viewer(device_id=f"dev{i}") for i in range(2300)])
+viewers = Viewer.objects.bulk_create([Viewer(device_id=f"dev{i}", platform_merchant="m", platform_user_id=f"dev{i}")
+                                      for i in range(2300)])
 ViewerSession.objects.bulk_create([
     ViewerSession(room=room, viewer=v, joined_at=start - timedelta(minutes=1), last_seen_at=end, left_at=end)
     for v in viewers])
-ViewerSession.objects.create(room=room, viewer=Viewer.objects.create(device_id="brief"), joined_at=start,
+ViewerSession.objects.create(room=room, viewer=Viewer.objects.create(device_id="brief", platform_merchant="m",
+                                                                      platform_user_id="brief"), joined_at=start,
                              last_seen_at=start + timedelta(seconds=30), left_at=start + timedelta(seconds=30))
 budget = Budget.objects.create(name="b", total_fen=10**8, per_viewer_cap_fen=1000, approval_threshold_fen=10**8)
 campaign = services.create_campaign(actor=operator, room=room, budget=budget, kind="coupon", amount_fen=200,

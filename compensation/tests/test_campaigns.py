@@ -41,10 +41,12 @@ def no_broker(monkeypatch):
 # --- Audience ---------------------------------------------------------------------------------
 
 
-def test_audience_counts_viewers_present_long_enough_summed_across_sessions(room, outage):
+def test_audience_counts_viewers_present_long_enough_summed_across_sessions(room, outage, settings):
+    settings.COMPENSATION_MIN_WATCH_S = 0  # to show the "any overlap" case below
     start, end = outage.detected_at, outage.resolved_at
     s = timedelta(seconds=1)
-    viewers = {name: Viewer.objects.create(device_id=name) for name in
+    viewers = {name: Viewer.objects.create(device_id=name, platform_merchant=room.merchant, platform_user_id=name)
+               for name in
                ["whole", "split", "brief", "before", "after", "edge", "open", "other_room"]}
     def session(name, joined, last_seen, left=None, the_room=room):
         ViewerSession.objects.create(room=the_room, viewer=viewers[name], joined_at=joined, last_seen_at=last_seen,

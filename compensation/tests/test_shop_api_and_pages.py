@@ -41,8 +41,8 @@ def issued(operator, room, budget, outage, django_capture_on_commit_callbacks):
 
 
 @pytest.fixture
-def shop(db):
-    client, token = services.create_shop_client("旗舰店商城")
+def shop(room):
+    client, token = services.create_shop_client("旗舰店商城", room.merchant)
     return token
 
 

@@ -70,9 +70,9 @@ def test_anonymous_viewer_gets_a_device_cookie_and_sees_the_pinned_banner(client
     assert response.status_code == 200
     assert "技术小哥正在抢修" in response.content.decode()
     device = response.cookies["cr_device"].value
-    assert Viewer.objects.filter(device_id=device).exists()
     client.get(reverse("live_room", args=[room.slug]))  # same browser: same identity
-    assert client.cookies["cr_device"].value == device and Viewer.objects.count() == 1
+    # A page GET creates no Viewer row (the viewer socket records presence; farming pages costs us nothing).
+    assert client.cookies["cr_device"].value == device and Viewer.objects.count() == 0
 
 
 def test_viewer_notice_providers_show_on_page_load_and_a_broken_one_does_not_break_the_page(client, room):

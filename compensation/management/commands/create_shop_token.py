@@ -1,14 +1,26 @@
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
+from django.db import IntegrityError
 
 from compensation import services
+from streams.models import LiveRoom
 
 
 class Command(BaseCommand):
-    help = "Register a shop for the coupon redemption API and print its bearer token (shown once)."
+    help = ("Register a merchant's shop for the coupon API and print its bearer token (shown once). "
+            "The token sees only that merchant's coupons, campaigns and rooms.")
 
     def add_arguments(self, parser):
         parser.add_argument("name")
+        parser.add_argument("--merchant", required=True, help="the merchant name as written on its rooms")
 
-    def handle(self, *args, name, **options):
-        client, raw = services.create_shop_client(name)
-        self.stdout.write(f"shop {client.name!r}: Authorization: Bearer {raw}")
+    def handle(self, *args, name, merchant, **options):
+        merchant = merchant.strip()
+        if not LiveRoom.objects.filter(merchant=merchant).exists():
+            raise CommandError(f"no room belongs to merchant {merchant!r}; check the spelling on the room")
+        try:
+            client, raw = services.create_shop_client(name, merchant)
+        except services.CompensationError as exc:
+            raise CommandError(exc.messages[0]) from None
+        except IntegrityError:
+            raise CommandError(f"a shop named {name!r} is already registered") from None
+        self.stdout.write(f"shop {client.name!r} ({client.merchant}): Authorization: Bearer {raw}")

@@ -12,6 +12,23 @@ from compensation import draws
 from compensation.models import Campaign, DrawEntrant
 
 
+def read_entrants(path):
+    """One entrant id (a positive integer) per line, as downloaded from the public entrant list."""
+    try:
+        with open(path, encoding="ascii") as fh:
+            words = fh.read().split()
+    except OSError as exc:
+        raise CommandError(f"cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise CommandError(f"{path} is not the entrant list: expected one number per line") from None
+    ids = []
+    for number, word in enumerate(words, start=1):
+        if not word.isdigit() or len(word) > 18:
+            raise CommandError(f"{path}: entry {number} ({word[:20]!r}) is not an entrant id")
+        ids.append(int(word))
+    return ids
+
+
 class Command(BaseCommand):
     help = "Recompute the winners of a verifiable draw and compare them with the published ones."
 
@@ -30,9 +47,10 @@ class Command(BaseCommand):
             if not campaign.seed_revealed_at:
                 raise CommandError("the seed has not been revealed yet")
             seed = campaign.seed
+        if not (len(seed) == 64 and all(c in "0123456789abcdef" for c in seed)):
+            raise CommandError("--seed must be the 64 lowercase hex characters published on the verify page")
         if entrants:
-            with open(entrants, encoding="ascii") as fh:
-                ids = [int(line) for line in fh.read().split() if line.strip()]
+            ids = read_entrants(entrants)
         else:
             ids = list(DrawEntrant.objects.filter(campaign=campaign).values_list("viewer_id", flat=True))
         result = draws.verify(seed=seed, published_seed_hash=campaign.seed_hash, entrant_ids=ids,
