@@ -36,27 +36,6 @@ def pct(values, p):
     return values[lo] + (values[hi] - values[lo]) * (k - lo)
 
 
-def start_process(args, env, log_name):
-    log = open(ROOT / "test-artifacts" / log_name, "w")
-    return subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-
-
-def make_room(slug):
-    from streams.models import IngestLine, LiveRoom, MediaWorkerLease
-
-    LiveRoom.objects.exclude(slug=slug).update(status=LiveRoom.Status.ENDED)
-    MediaWorkerLease.objects.all().delete()
-    room = LiveRoom.objects.create(name=slug, slug=slug, merchant="bench", status=LiveRoom.Status.LIVE,
-                                   input_loss_ms=250, revert_after_s=1, max_auto_switches=2,
-                                   auto_switch_window_s=60, frozen_ms=30000, black_ms=30000, silence_ms=30000)
-    room.tokens = {}
-    for role in ("primary", "backup"):
-        line = IngestLine(room=room, role=role)
-        room.tokens[role] = line.set_token()
-        line.save()
-    return room
-
-
 def lease_ok(slug, worker_id):
     from django.utils import timezone
 
@@ -133,24 +112,17 @@ async def phase(name, seconds, http, slug, worker_id, primary, flap, stall_s, he
 
 
 async def main(args):
-    import django
+    from media_bench import make_room, prepare_process_mode, start_process
 
-    django.setup()
+    await prepare_process_mode()
     from asgiref.sync import sync_to_async
-    from django.conf import settings
-    from django.core.management import call_command
 
     from conftest import free_port, wait_for_port
-    from streams.media import ice
+    from streams.models import LiveRoom
     from streams.tests.media_support import Http, Publisher
 
-    assert not settings.MEDIA_WORKER_EMBEDDED, "set REDIS_URL: the benchmark runs the worker as its own process"
-    (ROOT / "test-artifacts").mkdir(exist_ok=True)
-    await sync_to_async(call_command)("migrate", verbosity=0)
-    from streams.mediaworker import ice as ice_settings
-    ice_settings.configure_from_settings()
     slug = f"flap-{int(time.time())}"
-    room = await sync_to_async(make_room)(slug)
+    room = await sync_to_async(make_room)(slug, max_auto_switches=2, others=LiveRoom.objects.all())
     env = {**os.environ, "PYTHONPATH": str(ROOT), "LOG_LEVEL": "WARNING",
            "MEDIA_WORKER_LEASE_SECONDS": str(LEASE_S)}
     port = free_port()

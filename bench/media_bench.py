@@ -193,20 +193,32 @@ async def wait_lease(slug, worker_id, timeout=20):
     raise RuntimeError(f"{worker_id} never leased {slug}")
 
 
-def make_room(slug):
-    from streams.models import IngestLine, LiveRoom, MediaWorkerLease
+def new_room(slug, **fields):
+    """A live room with both lines; room.tokens holds their publish tokens."""
+    from streams.models import IngestLine, LiveRoom
 
-    LiveRoom.objects.filter(slug__startswith="bench-").exclude(slug=slug).update(status=LiveRoom.Status.ENDED)
-    MediaWorkerLease.objects.all().delete()
-    room = LiveRoom.objects.create(name=slug, slug=slug, merchant="bench", status=LiveRoom.Status.LIVE,
-                                   input_loss_ms=250, revert_after_s=1, max_auto_switches=1000,
-                                   auto_switch_window_s=60, frozen_ms=30000, black_ms=30000, silence_ms=30000)
+    room = LiveRoom.objects.create(name=slug, slug=slug, merchant="bench", status=LiveRoom.Status.LIVE, **fields)
     room.tokens = {}
     for role in ("primary", "backup"):
         line = IngestLine(room=room, role=role)
         room.tokens[role] = line.set_token()
         line.save()
     return room
+
+
+# Input loss at 250 ms; frozen, black and silence practically off (the loops are synthetic pictures).
+BENCH_FAILOVER = {"input_loss_ms": 250, "revert_after_s": 1, "auto_switch_window_s": 60, "frozen_ms": 30000,
+                  "black_ms": 30000, "silence_ms": 30000}
+
+
+def make_room(slug, max_auto_switches=1000, others=None):
+    """The only live room (others ended, leases cleared), with the benchmark's failover settings."""
+    from streams.models import LiveRoom, MediaWorkerLease
+
+    (others or LiveRoom.objects.filter(slug__startswith="bench-")).exclude(slug=slug).update(
+        status=LiveRoom.Status.ENDED)
+    MediaWorkerLease.objects.all().delete()
+    return new_room(slug, max_auto_switches=max_auto_switches, **BENCH_FAILOVER)
 
 
 async def start_worker(worker_id, fanout, slug):
@@ -290,7 +302,8 @@ async def ramp_viewers(http, slug, steps, worker_pid, settle=3.0, window=4.0):
     return best, rows
 
 
-async def main(args):
+async def prepare_process_mode():
+    """Django set up for a benchmark that runs the media worker (and maybe Daphne) as processes of their own."""
     import django
 
     django.setup()
@@ -298,14 +311,20 @@ async def main(args):
     from django.conf import settings
     from django.core.management import call_command
 
-    from streams.media import ice
     from streams.mediaworker import ice as ice_settings
-    from streams.tests.media_support import Http, Viewer
 
     assert not settings.MEDIA_WORKER_EMBEDDED, "set REDIS_URL: the benchmark runs the worker as its own process"
     (ROOT / "test-artifacts").mkdir(exist_ok=True)
     await sync_to_async(call_command)("migrate", verbosity=0)
     ice_settings.configure_from_settings()
+
+
+async def main(args):
+    await prepare_process_mode()
+    from asgiref.sync import sync_to_async
+
+    from streams.tests.media_support import Http, Viewer
+
     slug = f"bench-{int(time.time())}"
     room = await sync_to_async(make_room)(slug)
     http = Http()

@@ -46,23 +46,13 @@ RED, GREEN = (220, 30, 30), (30, 200, 60)
 def make_rooms(prefix, count):
     from django.db.models import Q
 
-    from streams.models import IngestLine, LiveRoom, MediaWorkerLease
+    from streams.models import LiveRoom, MediaWorkerLease
 
     # rooms of earlier runs would be leased by the worker too: end them
     LiveRoom.objects.filter(Q(slug__startswith="starve-") | Q(slug__startswith="bench-")).update(
         status=LiveRoom.Status.ENDED)
     MediaWorkerLease.objects.all().delete()
-    rooms = []
-    for i in range(count):
-        slug = f"{prefix}-{i}"
-        room = LiveRoom.objects.create(name=slug, slug=slug, merchant="bench", status=LiveRoom.Status.LIVE)
-        room.tokens = {}
-        for role in ("primary", "backup"):
-            line = IngestLine(room=room, role=role)
-            room.tokens[role] = line.set_token()
-            line.save()
-        rooms.append(room)
-    return rooms
+    return [media_bench.new_room(f"{prefix}-{i}") for i in range(count)]
 
 
 def phase_counts(slugs, since):
@@ -142,21 +132,12 @@ def write_doc(text):
 
 
 async def main(args):
-    import django
-
-    django.setup()
+    assert shutil.which("stress-ng"), "stress-ng is needed for the loaded phase"
+    await media_bench.prepare_process_mode()
     from asgiref.sync import sync_to_async
-    from django.conf import settings
-    from django.core.management import call_command
 
-    from streams.mediaworker import ice as ice_settings
     from streams.tests.media_support import Http, Viewer
 
-    assert not settings.MEDIA_WORKER_EMBEDDED, "set REDIS_URL: the benchmark runs the worker as its own process"
-    assert shutil.which("stress-ng"), "stress-ng is needed for the loaded phase"
-    (ROOT / "test-artifacts").mkdir(exist_ok=True)
-    await sync_to_async(call_command)("migrate", verbosity=0)
-    ice_settings.configure_from_settings()
     media_bench.WIDTH, media_bench.HEIGHT, media_bench.FPS = args.width, args.height, args.fps
     rooms = await sync_to_async(make_rooms)(f"starve-{int(time.time())}", args.rooms)
     env = {**media_bench.worker_env(), "MEDIA_OUTPUT_WIDTH": str(args.width), "MEDIA_OUTPUT_HEIGHT": str(args.height),

@@ -22,7 +22,6 @@ import asyncio
 import http.client
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -51,33 +50,6 @@ class AddressHttp:
                 conn.close()
 
         return await asyncio.get_running_loop().run_in_executor(None, go)
-
-
-def start_process(args, env, log_name):
-    log = open(ROOT / "test-artifacts" / log_name, "w")
-    return subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-
-
-def stop_process(proc):
-    if proc and proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def make_room(slug):
-    from streams.models import IngestLine, LiveRoom
-
-    room = LiveRoom.objects.create(name=slug, slug=slug, merchant="bench", status=LiveRoom.Status.LIVE)
-    room.tokens = {}
-    for role in ("primary", "backup"):
-        line = IngestLine(room=room, role=role)
-        room.tokens[role] = line.set_token()
-        line.save()
-    return room
 
 
 async def wait_lease(slugs, worker_id, timeout=30):
@@ -193,30 +165,22 @@ def largest_gap_ms(viewer, start, end):
 
 
 async def main(args):
-    import django
+    from media_bench import new_room, prepare_process_mode, start_process, stop_process
 
-    django.setup()
+    await prepare_process_mode()
     from asgiref.sync import sync_to_async
-    from django.conf import settings
-    from django.core.management import call_command
 
     from conftest import free_port, wait_for_port
     from streams import client_limits
-    from streams.media import ice
     from streams.models import LiveRoom, MediaWorkerLease
     from streams.tests.media_support import Publisher, Viewer
 
-    assert not settings.MEDIA_WORKER_EMBEDDED, "set REDIS_URL: the benchmark runs Daphne and the worker as processes"
-    (ROOT / "test-artifacts").mkdir(exist_ok=True)
-    await sync_to_async(call_command)("migrate", verbosity=0)
-    from streams.mediaworker import ice as ice_settings
-    ice_settings.configure_from_settings()
     client_limits.reset()
     stamp = int(time.time())
     target, other = f"abuse-{stamp}", f"abuse-other-{stamp}"
     await sync_to_async(lambda: LiveRoom.objects.filter(slug__startswith="abuse-").update(status="ended"))()
     await sync_to_async(lambda: MediaWorkerLease.objects.all().delete())()
-    rooms = {slug: await sync_to_async(make_room)(slug) for slug in (target, other)}
+    rooms = {slug: await sync_to_async(new_room)(slug) for slug in (target, other)}
     env = {**os.environ, "LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT),
            "MEDIA_OUTPUT_WIDTH": "320", "MEDIA_OUTPUT_HEIGHT": "180", "MEDIA_OUTPUT_FPS": "30"}
     port = free_port()
