@@ -514,7 +514,7 @@ class RoomEngine:
     # --- WHEP: viewers ---
     async def play(self, sdp):
         parsed = validate_offer(sdp, need_video=("vp8",))
-        if len(self.viewers) >= self.config.max_viewers:
+        if len(self.viewers) >= self.config.max_viewers and not await self._evict_oldest_half_open():
             raise OutputFull(f"this room's output already serves {len(self.viewers)} viewers (the limit); try again later")
         pc = ice.new_peer_connection()
         session_id = uuid.uuid4().hex
@@ -552,6 +552,15 @@ class RoomEngine:
                 await self.stop_viewer(session_id)
 
         return session_id, pc.localDescription.sdp
+
+    async def _evict_oldest_half_open(self):
+        """A full room gives the slot of its oldest viewer still handshaking to a new one: offers that never
+        connect (a flood from many addresses) cannot keep real viewers out until they are reaped."""
+        for session_id, (pc, _tracks) in self.viewers.items():
+            if pc.connectionState != "connected":
+                logger.info("%s: viewer %s still not connected; its slot goes to a new viewer", self.slug, session_id)
+                return await self.stop_viewer(session_id)
+        return False
 
     async def stop_viewer(self, session_id):
         entry = self.viewers.pop(session_id, None)

@@ -74,10 +74,6 @@ async def test_half_open_viewers_are_reaped_and_their_slots_freed(engine):
         await engine.handle("whep", ROOM, sdp=sdp)
         await pc.close()
     assert engine.counts() == {"rooms": 1, "viewers_connected": 0, "viewers_pending": 2}
-    pc, sdp = await viewer_offer()
-    with pytest.raises(OutputFull):
-        await engine.handle("whep", ROOM, sdp=sdp)
-    await pc.close()
     # ...until the handshake timeout (1.5 s here) closes them
     assert await wait_until(lambda: engine.counts()["viewers_pending"] == 0, timeout=4.0)
     # a real viewer now gets a slot, connects, and is not reaped
@@ -88,6 +84,26 @@ async def test_half_open_viewers_are_reaped_and_their_slots_freed(engine):
     await asyncio.sleep(2.0)
     assert engine.counts() == {"rooms": 1, "viewers_connected": 1, "viewers_pending": 0}
     await pc.close()
+
+
+async def test_a_room_full_of_half_open_offers_still_lets_a_real_viewer_in(engine):
+    for _ in range(2):  # the cap (2 here) is taken by offers that will never connect
+        pc, sdp = await viewer_offer()
+        await engine.handle("whep", ROOM, sdp=sdp)
+        await pc.close()
+    real, sdp = await viewer_offer()
+    answer = await engine.handle("whep", ROOM, sdp=sdp)  # the oldest half-open one gives up its slot at once
+    await real.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type="answer"))
+    assert await wait_until(lambda: engine.counts()["viewers_connected"] == 1, timeout=10.0)
+    second, sdp = await viewer_offer()
+    answer = await engine.handle("whep", ROOM, sdp=sdp)
+    await second.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type="answer"))
+    assert await wait_until(lambda: engine.counts()["viewers_connected"] == 2, timeout=10.0)
+    third, sdp = await viewer_offer()
+    with pytest.raises(OutputFull):  # connected viewers are never pushed out
+        await engine.handle("whep", ROOM, sdp=sdp)
+    for pc in (real, second, third):
+        await pc.close()
 
 
 async def test_a_half_open_publisher_is_reaped(engine):
