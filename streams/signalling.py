@@ -145,8 +145,10 @@ async def _publisher(request, room_slug, line_role):
         return line, None
     if problem := await _over_rate(request):
         return None, problem
+    if line_role not in IngestLine.Role.values:
+        return None, _error(404, f"unknown line {line_role!r}: use primary or backup")
     if line is None:
-        return None, _error(404, f"unknown line {line_role!r} of room {room_slug!r}: use primary or backup")
+        return None, _error(404, f"no room {room_slug!r} with a {line_role} line")
     return None, _error(401, "missing or wrong publish token (Authorization: Bearer <token>)",
                         headers={"WWW-Authenticate": 'Bearer realm="whip"'})
 
