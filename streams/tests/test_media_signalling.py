@@ -73,6 +73,11 @@ async def test_viewers_beyond_the_output_cap_are_told_to_come_back_later(media, 
     http = Http()
     first = await Viewer(http, room.slug).start()
     try:
+        for _ in range(200):  # a viewer still handshaking would give its seat to the next one
+            if first.pc.connectionState == "connected":
+                break
+            await asyncio.sleep(0.05)
+        assert first.pc.connectionState == "connected"
         pc = ice.new_peer_connection()
         pc.addTransceiver("video", direction="recvonly")
         status, text, headers = await http.request("POST", f"/whep/{room.slug}", await offer_for(pc))
