@@ -6,6 +6,7 @@ entered the program output (the acknowledgement). If the worker is unreachable o
 action is recorded with outcome failed/refused and MediaCommandError is raised.
 """
 
+import math
 from datetime import datetime
 from datetime import timezone as dt_timezone
 
@@ -149,7 +150,9 @@ def inject_demo_fault(*, room, line_role, fault, actor=None, duration_s=None):
     from .services import record_action
 
     if line_role not in LINE_ROLES or fault not in simulator.FAULTS:
-        raise MediaCommandError(f"use a line in {LINE_ROLES} and a fault in {simulator.FAULTS}")
+        raise MediaCommandError(_("请选择主线路或备用线路,以及一种故障"))
+    if duration_s is not None and not (math.isfinite(duration_s) and 0 < duration_s <= 3600):
+        raise MediaCommandError(_("故障持续时间须在 0–3600 秒之间"))  # NaN or inf would never expire
     demo.write_fault(room.slug, line_role, fault, duration_s)
     return record_action(actor=actor, actor_label="" if actor else "system", action="inject_demo_fault", room=room,
                          target=line_role, reason=f"demo: {fault}", detail={"fault": fault, "duration_s": duration_s})

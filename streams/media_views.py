@@ -3,6 +3,8 @@
 from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404
+from django.utils.html import escape
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from controlroom.roles import require_capability
@@ -25,6 +27,8 @@ def demo_fault(request, slug):
         seconds = float(seconds) if seconds else None
         services.inject_demo_fault(room=room, line_role=request.POST.get("line", ""),
                                    fault=request.POST.get("fault", ""), actor=request.user, duration_s=seconds)
-    except (ValueError, services.MediaCommandError) as exc:
-        return HttpResponseBadRequest(str(exc))
-    return HttpResponse(f"{room.slug}/{request.POST['line']}: {request.POST['fault']}", content_type="text/plain")
+    except ValueError:
+        return HttpResponseBadRequest(_("故障持续时间须是秒数"))
+    except services.MediaCommandError as exc:
+        return HttpResponseBadRequest(escape(str(exc)))
+    return HttpResponse(escape(f"{room.name}: {request.POST['line']} {request.POST['fault']}"), content_type="text/plain")

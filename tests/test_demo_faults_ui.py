@@ -26,3 +26,24 @@ def test_no_fault_injection_on_a_real_room(client, room, tech_support):
     client.login(username=tech_support.username, password=PASSWORD)
     page = client.get(reverse("room_detail", args=[room.slug])).content.decode()
     assert reverse("demo_fault", args=[room.slug]) not in page
+
+
+@pytest.mark.parametrize("seconds", ["nan", "inf", "-5", "999999"])
+def test_a_fault_that_would_never_expire_is_refused_and_writes_nothing(client, demo_room, tech_support, seconds,
+                                                                      settings, tmp_path):
+    from streams.models import ControlAction
+
+    settings.MEDIA_ROOT = str(tmp_path)
+    client.login(username=tech_support.username, password=PASSWORD)
+    response = client.post(reverse("demo_fault", args=[demo_room.slug]),
+                           {"line": "primary", "fault": "stall", "seconds": seconds})
+    assert response.status_code == 400 and "0–3600" in response.content.decode()
+    assert not list(tmp_path.rglob("*")) or not any(p.is_file() for p in tmp_path.rglob("*"))
+    assert not ControlAction.objects.filter(action="inject_demo_fault").exists()
+
+
+def test_a_refusal_never_echoes_markup(client, demo_room, tech_support):
+    client.login(username=tech_support.username, password=PASSWORD)
+    response = client.post(reverse("demo_fault", args=[demo_room.slug]),
+                           {"line": "<img src=x onerror=alert(1)>", "fault": "stall"})
+    assert response.status_code == 400 and "<img" not in response.content.decode()
