@@ -63,13 +63,17 @@ def require_role(user, *roles, what=""):
     raise PermissionDenied(f"requires role {' or '.join(roles)}")
 
 
+# Who edits a room's RTMP push destinations (platform URLs and stream keys).
+PUSH_EDITORS = (OPS, TECH_SUPPORT)
+
 # Role -> permissions ("app_label.codename"). Apps add theirs here; `sync_role_groups` runs after
 # every migrate (and after test flushes), so groups always match this table.
 ROLE_PERMISSIONS = {
-    OPS: {"streams.switch_program", "streams.post_announcement", "streams.declare_incident", "streams.view_liveroom"},
+    OPS: {"streams.switch_program", "streams.post_announcement", "streams.declare_incident", "streams.view_liveroom",
+          "streams.change_pushdestination"},
     FLOOR_CONTROL: {"streams.post_announcement", "streams.declare_incident", "streams.view_liveroom"},
     TECH_SUPPORT: {"streams.switch_program", "streams.control_lines", "streams.declare_incident",
-                   "streams.view_liveroom"},
+                   "streams.view_liveroom", "streams.change_pushdestination"},
     MANAGER: {"streams.view_audit", "streams.declare_incident", "streams.view_liveroom",
               "streams.view_controlaction"},
 }
