@@ -160,7 +160,6 @@ class Destination:
             backoff = min(backoff * 2, self.push.profile.backoff_max_s)
 
     def _session(self):
-        profile = self.push.profile
         with self.cond:  # start clean, on a keyframe (asked for now rather than in up to 2 s)
             self.queue.clear()
             self.waiting_key = True
@@ -359,7 +358,13 @@ class ProgramPush:
             picture.pict_type = av.video.frame.PictureType.I
         else:
             picture.pict_type = av.video.frame.PictureType.NONE
-        return [Item("video", bytes(pk), pk.pts, pk.dts, pk.is_keyframe) for pk in self.video_stream.encode(picture)]
+        return [self._item("video", pk) for pk in self.video_stream.encode(picture)]
+
+    def _item(self, kind, pk):
+        """The packet as plain data, its timestamps in its stream's time base (the FLV millisecond)."""
+        tb = self.time_base[kind]
+        return Item(kind, bytes(pk), int(pk.pts * pk.time_base / tb), int(pk.dts * pk.time_base / tb),
+                    kind == "audio" or pk.is_keyframe)
 
     def _take_audio(self, count):
         """`count` samples of program audio; silence fills what is missing (never a hole)."""
@@ -386,5 +391,5 @@ class ProgramPush:
         items = []
         for chunk in self.resampler.resample(frame):
             for pk in self.audio_stream.encode(chunk):
-                items.append(Item("audio", bytes(pk), pk.pts, pk.dts, True))
+                items.append(self._item("audio", pk))
         return items

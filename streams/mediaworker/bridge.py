@@ -53,6 +53,8 @@ def output_config_from_settings():
         max_viewers=_setting("MEDIA_MAX_VIEWERS_PER_ROOM", 75),
         handshake_timeout_s=_setting("MEDIA_HANDSHAKE_TIMEOUT_S", 5),
         thumbnail_every_s=snapshots.EVERY_S, thumbnail_width=snapshots.WIDTH, thumbnail_height=snapshots.HEIGHT,
+        push_width=settings.MEDIA_PUSH_WIDTH, push_height=settings.MEDIA_PUSH_HEIGHT,
+        push_video_bitrate=settings.MEDIA_PUSH_BITRATE,
     )
 
 
