@@ -111,3 +111,26 @@ def test_a_failed_push_raises_one_alert_in_chinese(room):
     alert = Alert.objects.get(room=room, kind=Alert.Kind.PUSH_FAILED)
     assert alert.count == 2 and alert.severity == Alert.Severity.CRITICAL
     assert "抖音" in alert.text and "Connection refused" in alert.text
+
+
+def test_the_tile_shows_each_destination_state_without_the_key(room):
+    from django.utils import translation
+
+    from streams.wall import load_room_meta, render_tile_live, tile_context
+
+    health = {"program": {"source": "primary"}, "lines": {}, "destinations": [
+        {"id": 1, "label": "douyin", "url": "rtmp://a.example/live/****", "state": "live", "bitrate_kbps": 2480,
+         "fps": 30.0, "dropped_frames": 0, "reconnects": 0, "last_error": ""},
+        {"id": 2, "label": "kuaishou", "url": "rtmp://b.example/live/****", "state": "failed", "bitrate_kbps": 0,
+         "fps": 0.0, "dropped_frames": 61, "reconnects": 4, "last_error": "Connection refused"}]}
+    meta = load_room_meta([room.slug])[room.slug]
+    html = render_tile_live(tile_context(meta, health, [], 0, stale=False))
+    assert 'data-destination="1" data-state="live"' in html and "抖音 <span class=\"state-label\">推流中" in html
+    assert "2480 kbps" in html
+    assert 'data-state="failed"' in html and "快手" in html and "推流失败" in html and "Connection refused" in html
+    assert "****" not in html  # the URL is not on the tile at all
+    with translation.override("en"):
+        english = render_tile_live(tile_context(meta, health, [], 0, stale=False))
+    assert "Douyin" in english and "Live" in english and "Kuaishou" in english and "Push failed" in english
+    # stale health: no claims about the push either
+    assert "data-destination" not in render_tile_live(tile_context(meta, health, [], 0, stale=True))
