@@ -14,6 +14,9 @@ Stream keys are secrets: a destination's URL (which holds the key) is never logg
 
 import io
 import logging
+import os
+import socket
+import ssl
 import threading
 import time
 from collections import deque
@@ -23,6 +26,7 @@ from fractions import Fraction
 import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
+from urllib.parse import urlsplit
 
 from .common import AUDIO_RATE
 
@@ -54,6 +58,12 @@ class PushProfile:
     backoff_min_s: float = 1.0
     backoff_max_s: float = 30.0
     failed_after: int = 3  # consecutive failed connection attempts before the state says "failed"
+    # PyAV cannot time out an RTMP connect or write (no interrupt callback reaches them): a connection that
+    # hangs this long is abandoned to its (daemon) thread and a fresh one is started, at most
+    # max_stuck_connections stuck ones per destination at a time.
+    connect_timeout_s: float = 10.0
+    stall_timeout_s: float = 5.0
+    max_stuck_connections: int = 3
 
 
 def safe_url(url):
@@ -67,6 +77,35 @@ def error_text(exc, url):
     """An error message fit for logs and the UI: never the URL (it carries the key)."""
     text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
     return str(text).replace(url, safe_url(url))[:200]
+
+
+def probe_rtmp(url, timeout):
+    """TCP connect + the RTMP handshake (C0/C1 → S0/S1, C2 → S2) in Python, with a timeout.
+
+    PyAV opens the RTMP connection while holding the GIL: a platform that accepts the TCP connection but
+    never answers would freeze the whole worker. Probing first, with a socket timeout, keeps that risk to
+    a platform that stops answering in the moment between this probe and PyAV's own handshake."""
+    parts = urlsplit(url)
+    secure = parts.scheme == "rtmps"
+    port = parts.port or (443 if secure else 1935)
+    with socket.create_connection((parts.hostname, port), timeout=timeout) as raw:
+        raw.settimeout(timeout)
+        conn = ssl.create_default_context().wrap_socket(raw, server_hostname=parts.hostname) if secure else raw
+        c1 = bytes(8) + os.urandom(1528)
+        conn.sendall(b"\x03" + c1)
+        s0s1 = _read_exactly(conn, 1 + 1536)
+        conn.sendall(s0s1[1:])  # C2 echoes S1
+        _read_exactly(conn, 1536)  # S2
+
+
+def _read_exactly(conn, size):
+    data = b""
+    while len(data) < size:
+        chunk = conn.recv(size - len(data))
+        if not chunk:
+            raise ConnectionError("the platform closed the connection during the RTMP handshake")
+        data += chunk
+    return data
 
 
 @dataclass
@@ -90,7 +129,10 @@ class Destination:
         self.queue = deque()
         self.max_items = int(push.profile.queue_s * (push.profile.fps + AUDIO_RATE / 1024)) + 1
         self.waiting_key = True
-        self.stopping = threading.Event()
+        self.stopping = threading.Event()  # the current connection thread's: a new one per (re)start
+        self.stopped = False
+        self.threads = []
+        self.phase, self.progress_at = "waiting", time.monotonic()  # connecting | sending | waiting
         self.state = CONNECTING
         self.since = time.time()
         self.reconnects = 0
@@ -101,15 +143,50 @@ class Destination:
         self.sent_bytes = 0
         self.sent_frames = 0
         self._sample = (time.monotonic(), 0, 0)
-        self.thread = threading.Thread(target=self._run, name=f"rtmp-{push.slug}-{target.id}", daemon=True)
 
-    def start(self):
-        self.thread.start()
+    def start(self, delay=0.0):
+        self.stopping = threading.Event()
+        self.phase, self.progress_at = "waiting", time.monotonic()
+        thread = threading.Thread(target=self._run, args=(self.stopping, delay),
+                                  name=f"rtmp-{self.push.slug}-{self.target.id}", daemon=True)
+        self.threads = [t for t in self.threads if t.is_alive()] + [thread]
+        thread.start()
 
     def stop(self):
+        self.stopped = True
         self.stopping.set()
         with self.cond:
             self.cond.notify_all()
+
+    def join(self, wait_s):
+        for thread in self.threads:
+            thread.join(wait_s)
+
+    def check(self, now):
+        """From the encoder thread, once a second: abandon a connection that hangs (see PushProfile)."""
+        if self.stopped:
+            return
+        profile = self.push.profile
+        if self.phase == "blocked":  # too many stuck connections: start again once one of them ends
+            if sum(t.is_alive() for t in self.threads) < profile.max_stuck_connections:
+                self.start()
+            return
+        if self.phase == "connecting" and now - self.progress_at > profile.connect_timeout_s:
+            error = "timed out connecting to the platform"
+        elif self.phase == "sending" and now - self.progress_at > profile.stall_timeout_s:
+            error = "the platform stopped reading"
+        else:
+            return
+        self.stopping.set()  # the stuck thread exits by itself if its call ever returns
+        self.last_error = error
+        self.failures += 1
+        self.reconnects += 1
+        self._set_state(FAILED if self.failures >= profile.failed_after else RETRYING)
+        logger.warning("%s: push to %s (%s): %s", self.push.slug, self.target.label, safe_url(self.target.url), error)
+        if sum(t.is_alive() for t in self.threads) >= profile.max_stuck_connections:
+            self.phase = "blocked"
+        else:
+            self.start(delay=profile.backoff_min_s)
 
     def _set_state(self, state):
         if state != self.state:
@@ -138,43 +215,59 @@ class Destination:
                 self.cond.wait(timeout)
             return self.queue.popleft() if self.queue else None
 
-    def _run(self):
+    def _run(self, stop, delay):
+        """One connection thread; `stop` is set when it is stopped or abandoned (then it must not touch
+        the destination's state: a newer thread owns it)."""
         backoff = self.push.profile.backoff_min_s
-        while not self.stopping.is_set():
+        if delay:
+            stop.wait(delay)
+        while not stop.is_set():
             self._set_state(CONNECTING if self.failures < self.push.profile.failed_after else FAILED)
             try:
-                self._session()
+                self._session(stop)
                 backoff = self.push.profile.backoff_min_s  # a session that ran ended (remote closed it)
             except Exception as exc:
-                if self.stopping.is_set():
+                if stop.is_set():
                     break
                 self.last_error = error_text(exc, self.target.url)
                 logger.warning("%s: push to %s (%s) failed: %s", self.push.slug, self.target.label,
                                safe_url(self.target.url), self.last_error)
-            if self.stopping.is_set():
+            if stop.is_set():
                 break
             self.failures += 1
             self.reconnects += 1
             self._set_state(FAILED if self.failures >= self.push.profile.failed_after else RETRYING)
-            self.stopping.wait(backoff)
+            self.phase, self.progress_at = "waiting", time.monotonic()
+            stop.wait(backoff)
             backoff = min(backoff * 2, self.push.profile.backoff_max_s)
 
-    def _session(self):
+    def _session(self, stop):
+        self.phase, self.progress_at = "connecting", time.monotonic()
         with self.cond:  # start clean, on a keyframe (asked for now rather than in up to 2 s)
             self.queue.clear()
             self.waiting_key = True
         self.push.want_keyframe()
+        try:
+            probe_rtmp(self.target.url, self.push.profile.connect_timeout_s)
+        except socket.timeout:
+            raise ConnectionError("timed out connecting to the platform") from None
+        if stop.is_set():
+            return
         out = av.open(self.target.url, "w", format="flv")
         try:
             video = out.add_stream_from_template(self.push.video_stream)
             audio = out.add_stream_from_template(self.push.audio_stream)
             out.start_encoding()
+            if stop.is_set():
+                return
+            self.phase, self.progress_at = "sending", time.monotonic()
             self.connects += 1
             self.failures = 0
             self._set_state(LIVE)
             streams = {"video": video, "audio": audio}
             base = None
-            while not self.stopping.is_set():
+            while not stop.is_set():
+                self.progress_at = time.monotonic()
                 item = self._take(0.5)
                 if item is None:
                     continue
@@ -277,7 +370,7 @@ class ProgramPush:
             dest.stop()
         self._stop_encoder(wait_s)
         for dest in self.destinations.values():
-            dest.thread.join(wait_s)  # a connection stuck in a blocking write is a daemon thread: left behind
+            dest.join(wait_s)  # a connection stuck in a blocking write is a daemon thread: left behind
         self.destinations.clear()
 
     def _stop_encoder(self, wait_s=1.0):
@@ -343,6 +436,10 @@ class ProgramPush:
                 for item in packets:
                     for dest in list(self.destinations.values()):
                         dest.put(item)
+                if n % p.fps == 0:
+                    now = time.monotonic()
+                    for dest in list(self.destinations.values()):
+                        dest.check(now)
             except Exception:
                 logger.exception("%s: RTMP encoding failed", self.slug)
                 self.stopping.wait(0.1)
