@@ -37,6 +37,7 @@ CAPABILITIES = {
     "open_incident": ON_DUTY,
     "acknowledge_alert": ON_DUTY,
     "acknowledge_room_alerts": ON_DUTY,
+    "edit_push_destinations": (OPS, TECH_SUPPORT),  # where the program goes: platform URLs and stream keys
 }
 
 
@@ -92,10 +93,11 @@ def require_role(user, *roles, what=""):
 # Role -> permissions ("app_label.codename"). Apps add theirs here; `sync_role_groups` runs after
 # every migrate (and after test flushes), so groups always match this table.
 ROLE_PERMISSIONS = {
-    OPS: {"streams.switch_program", "streams.post_announcement", "streams.declare_incident", "streams.view_liveroom"},
+    OPS: {"streams.switch_program", "streams.post_announcement", "streams.declare_incident", "streams.view_liveroom",
+          "streams.change_pushdestination"},
     FLOOR_CONTROL: {"streams.post_announcement", "streams.declare_incident", "streams.view_liveroom"},
     TECH_SUPPORT: {"streams.switch_program", "streams.control_lines", "streams.declare_incident",
-                   "streams.view_liveroom"},
+                   "streams.view_liveroom", "streams.change_pushdestination"},
     MANAGER: {"streams.view_audit", "streams.declare_incident", "streams.view_liveroom",
               "streams.view_controlaction"},
 }

@@ -255,6 +255,10 @@ MEDIA_ICE_SERVERS = env_list("MEDIA_ICE_SERVERS", [])
 MEDIA_HOST_ADDRESSES = env_list("MEDIA_HOST_ADDRESSES", ["127.0.0.1"])
 MEDIA_WORKER_EMBEDDED = EMBEDDED
 MEDIA_WORKER_LEASE_SECONDS = env_int("MEDIA_WORKER_LEASE_SECONDS", 10, 2, 600)
+# RTMP push to the platforms: the program's push profile (encoded once per room with an enabled destination).
+MEDIA_PUSH_WIDTH = env_int("MEDIA_PUSH_WIDTH", 1280, 160, 3840)
+MEDIA_PUSH_HEIGHT = env_int("MEDIA_PUSH_HEIGHT", 720, 90, 2160)
+MEDIA_PUSH_BITRATE = env_int("MEDIA_PUSH_BITRATE", 2_500_000, 100_000, 20_000_000)
 
 # /metrics (Prometheus text) is not public data: with a token, scrapers send "Authorization: Bearer <token>";
 # without one only loopback clients may read it.

@@ -1,7 +1,7 @@
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from .models import AnnouncementTemplate, CannedReply, ControlAction, LiveRoom
+from .models import AnnouncementTemplate, CannedReply, ControlAction, LiveRoom, PushDestination, validate_rtmp_url
 
 
 class AnnouncementTemplateForm(forms.ModelForm):
@@ -26,3 +26,29 @@ class AuditFilterForm(forms.Form):
                                 widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
     until = forms.DateTimeField(required=False, label=_("结束时间"),
                                 widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
+
+
+class PushDestinationForm(forms.Form):
+    """Add or edit a push destination. The saved stream key is never rendered back: left blank on edit,
+    the saved key is kept."""
+
+    platform = forms.ChoiceField(choices=PushDestination.Platform.choices, label=_("平台"))
+    url = forms.CharField(max_length=300, label=_("推流地址"), validators=[validate_rtmp_url],
+                          widget=forms.TextInput(attrs={"placeholder": "rtmp://push.example.com/live"}))
+    stream_key = forms.CharField(max_length=300, required=False, label=_("推流密钥"),
+                                 widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}))
+    enabled = forms.BooleanField(required=False, initial=True, label=_("启用"))
+
+    def __init__(self, *args, adding=True, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.adding = adding
+        if not adding:
+            self.fields["stream_key"].widget.attrs["placeholder"] = _("留空则保留已保存的密钥")
+
+    def clean_stream_key(self):
+        key = self.cleaned_data["stream_key"].strip()
+        if self.adding and not key:
+            raise forms.ValidationError(_("请填写推流密钥"))
+        if any(c.isspace() for c in key):
+            raise forms.ValidationError(_("推流密钥不能包含空格"))
+        return key

@@ -227,6 +227,7 @@ class Alert(models.Model):
         AUTO_FAILOVER = "auto_failover", _("自动切换")
         FAILOVER_HOLD = "failover_hold", _("自动切换已暂停(防抖)")
         WORKER_OVERLOADED = "worker_overloaded", _("媒体处理进程过载")
+        PUSH_FAILED = "push_failed", _("推流失败")
         OTHER = "other", _("其他")
 
     class Severity(models.TextChoices):
@@ -285,6 +286,10 @@ class Alert(models.Model):
         if kind == cls.Kind.WORKER_OVERLOADED and "lag_ms" in d:
             return _("媒体处理进程运行滞后(延迟 %(lag)s 毫秒):画面中断暂不判为线路故障,自动切换暂缓") % {
                 "lag": d["lag_ms"]}
+        if kind == cls.Kind.PUSH_FAILED and "platform" in d:
+            platform = dict(PushDestination.Platform.choices).get(d["platform"], d["platform"])
+            return _("推流到%(platform)s失败(已重试 %(n)s 次):%(error)s") % {
+                "platform": platform, "n": d.get("reconnects", 0), "error": d.get("last_error") or "—"}
         return None
 
     @property
@@ -531,3 +536,48 @@ class ActionNonce(AppendOnlyModel):
 class OperatorPreference(models.Model):
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="wall_preference")
     alerts_muted = models.BooleanField(_("告警静音"), default=False)
+
+
+def validate_rtmp_url(value):
+    if not value.startswith(("rtmp://", "rtmps://")) or len(value.split("/")) < 4 or not value.split("/")[2]:
+        raise ValidationError(_("请填写 rtmp:// 或 rtmps:// 开头的推流地址(含应用名,例如 rtmp://push.example.com/live)"))
+    if any(c.isspace() for c in value):
+        raise ValidationError(_("推流地址不能包含空格"))
+
+
+class PushDestination(models.Model):
+    """Where a room's program is pushed: a platform's RTMP ingest (URL + stream key)."""
+
+    class Platform(models.TextChoices):
+        DOUYIN = "douyin", _("抖音")
+        KUAISHOU = "kuaishou", _("快手")
+        TAOBAO = "taobao", _("淘宝直播")
+        CHANNELS = "channels", _("视频号")
+        OTHER = "other", _("其他")
+
+    room = models.ForeignKey(LiveRoom, related_name="push_destinations", on_delete=models.CASCADE)
+    platform = models.CharField(_("平台"), max_length=16, choices=Platform.choices)
+    url = models.CharField(_("推流地址"), max_length=300, validators=[validate_rtmp_url])
+    # A secret the platform issues: shown masked once saved, never logged nor written to the audit log.
+    stream_key = models.CharField(_("推流密钥"), max_length=300)
+    enabled = models.BooleanField(_("启用"), default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["room", "id"]
+        verbose_name = _("推流目的地")
+        verbose_name_plural = _("推流目的地")
+
+    def __str__(self):
+        return f"{self.room.slug}/{self.get_platform_display()}"
+
+    @property
+    def masked_key(self):
+        key = self.stream_key
+        return "••••" + key[-4:] if len(key) >= 12 else "••••"
+
+    @property
+    def push_url(self):
+        """The full publish URL (holds the key): for the media worker only."""
+        return f"{self.url.rstrip('/')}/{self.stream_key}"

@@ -32,3 +32,11 @@ from . import media_views  # noqa: E402
 urlpatterns += [
     path("rooms/<slug:slug>/demo-fault", media_views.demo_fault, name="demo_fault"),
 ]
+
+from . import push_views  # noqa: E402
+
+urlpatterns += [
+    path("rooms/<slug:slug>/push/", push_views.push_destinations, name="push_destinations"),
+    path("rooms/<slug:slug>/push/<int:pk>/edit", push_views.push_destination_edit, name="push_destination_edit"),
+    path("rooms/<slug:slug>/push/<int:pk>/delete", push_views.push_destination_delete, name="push_destination_delete"),
+]

@@ -168,6 +168,25 @@ def reason_label(reason):
     return str(template) % {"value": reason.get("value"), "limit": reason.get("limit")}
 
 
+PUSH_STATE_LABELS = {"connecting": _("连接中"), "live": _("推流中"), "retrying": _("重连中"), "failed": _("推流失败")}
+
+
+def push_view(data):
+    """One RTMP push destination's state as the tile shows it (the worker's health; never the stream key)."""
+    from .models import PushDestination
+
+    platform = data.get("label") or ""
+    state = data.get("state") if data.get("state") in PUSH_STATE_LABELS else "connecting"
+    return {
+        "id": data.get("id"), "state": state, "state_label": PUSH_STATE_LABELS[state],
+        "platform": PushDestination.Platform(platform).label if platform in PushDestination.Platform.values
+        else platform,
+        "bitrate_kbps": _num(data.get("bitrate_kbps")), "fps": _num(data.get("fps"), 1),
+        "dropped_frames": _num(data.get("dropped_frames")), "reconnects": _num(data.get("reconnects")),
+        "last_error": str(data.get("last_error") or "")[:200],
+    }
+
+
 STATE_LABELS = {"ok": _("正常"), "degraded": _("劣化"), "down": _("中断"), "unknown": _("无数据")}
 METRIC_LABELS = {"bitrate": _("码率"), "fps": _("帧率"), "loss": _("丢包"), "jitter": _("抖动"), "age": _("帧龄")}
 
@@ -206,6 +225,7 @@ def tile_context(meta, health, history, viewers, stale):
         "holding": bool(program.get("holding")), "selected_by": program.get("selected_by") or "",
         "spark_primary": sparkline_points([h[0] for h in history]),
         "spark_backup": sparkline_points([h[1] for h in history]),
+        "destinations": [] if stale else [push_view(d) for d in (health or {}).get("destinations") or []],
     }
 
 

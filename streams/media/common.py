@@ -55,6 +55,12 @@ class OutputConfig:
     loop_late_ms: int = 60
     backlog_frames: int = 4
     overload_max_hold_s: float = 2.0
+    # RTMP push to the platforms (streams/media/rtmp_push.py): its own profile, encoded once per room
+    # and only while the room has an enabled destination; frame rate and keyframe interval as above.
+    push_width: int = 1280
+    push_height: int = 720
+    push_video_bitrate: int = 2_500_000
+    push_audio_bitrate: int = 128_000
 
 
 @dataclass
@@ -83,6 +89,8 @@ class RoomSettings:
     slate_path: str = ""
     slate_kind: str = "image"
     slate_has_audio: bool = False
+    # enabled RTMP push destinations (rtmp_push.PushTarget: id, label, url with the stream key)
+    destinations: tuple = ()
 
 
 class Hooks:

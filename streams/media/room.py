@@ -17,6 +17,7 @@ from .load import LoopMonitor
 from .common import AUDIO_RATE, AUDIO_SAMPLES, LINE_ROLES, SOURCES, BadOffer, CommandError, OutputFull
 from .ingest import Line
 from .offers import validate_offer
+from .rtmp_push import ProgramPush, PushProfile
 from .output import ProgramOutput, SlateSource, StockViewerTrack, ViewerTrack, encode_thumbnail, silence_frame
 
 logger = logging.getLogger(__name__)
@@ -77,6 +78,10 @@ class RoomEngine:
         self.samples = deque(maxlen=10)
         self.background = set()
         self.watchdogs = set()  # handshake timers of peers not yet connected
+        self.push = ProgramPush(slug, PushProfile(
+            width=config.push_width, height=config.push_height, fps=config.fps,
+            video_bitrate=config.push_video_bitrate, audio_bitrate=config.push_audio_bitrate,
+            keyframe_interval_s=config.keyframe_interval_s))
 
     def _load_slate(self):
         s = self.settings
@@ -87,6 +92,7 @@ class RoomEngine:
         loop = asyncio.get_running_loop()
         loops = (self._video_pump(), self._audio_pump(), self._monitor(), self._health_beat())
         self.tasks = [loop.create_task(c) for c in loops]
+        self.push.apply(self.settings.destinations)
 
     async def stop(self):
         self.running = False
@@ -114,6 +120,7 @@ class RoomEngine:
         for ack in self.pending:
             if not ack.future.done():
                 ack.future.set_exception(CommandError("room stopped"))
+        await asyncio.get_running_loop().run_in_executor(None, self.push.stop)
         self.slate.close()
         # let audit/health writes already under way finish (bounded)
         if self.background:
@@ -202,6 +209,7 @@ class RoomEngine:
                     for track in list(self.output.raw_subs):
                         track.offer_frame(encoded)
                 # else: nobody is watching: the frame is on program, but encoding it would only burn CPU
+                self.push.offer_video(frame, origin)
                 last_emit = now
                 self.last_origin = origin
                 self._resolve_acks(origin, now)
@@ -253,6 +261,7 @@ class RoomEngine:
                         frame = line.audio.popleft()
                 elif source == "slate":
                     frame = self.slate.audio_frame()
+                self.push.offer_audio(frame if frame is not None else silence)
                 if self.output.audio_subs:  # like video: no listener, no encoding
                     self.output.encode_audio(frame if frame is not None else silence)
             except asyncio.CancelledError:
@@ -301,6 +310,7 @@ class RoomEngine:
             "at": time.time(),
             "program": program,
             "lines": {role: line.health(now) for role, line in self.lines.items()},
+            "destinations": self.push.health(),
         }
         self.health_snapshot = health
         self.spawn(self.hooks.health(self.slug, health, None))
@@ -445,6 +455,8 @@ class RoomEngine:
             self.settings.slate_path, self.settings.slate_kind, self.settings.slate_has_audio)
         self.settings = settings
         self.policy.settings = settings
+        if self.running:
+            self.push.apply(settings.destinations)
         if slate_changed:
             self.slate.close()
             self.slate = self._load_slate()

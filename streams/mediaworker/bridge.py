@@ -25,6 +25,7 @@ from controlroom.db import retry_write
 
 from .. import snapshots
 from ..media.engine import CommandError, Hooks, OutputConfig, RoomSettings
+from ..media.rtmp_push import PushTarget
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +53,8 @@ def output_config_from_settings():
         max_viewers=_setting("MEDIA_MAX_VIEWERS_PER_ROOM", 75),
         handshake_timeout_s=_setting("MEDIA_HANDSHAKE_TIMEOUT_S", 5),
         thumbnail_every_s=snapshots.EVERY_S, thumbnail_width=snapshots.WIDTH, thumbnail_height=snapshots.HEIGHT,
+        push_width=settings.MEDIA_PUSH_WIDTH, push_height=settings.MEDIA_PUSH_HEIGHT,
+        push_video_bitrate=settings.MEDIA_PUSH_BITRATE,
     )
 
 
@@ -119,6 +122,8 @@ def load_room_settings(slug):
         slate_path=slate_path,
         slate_kind=slate.kind if slate is not None else "image",
         slate_has_audio=bool(slate and slate.has_audio),
+        destinations=tuple(PushTarget(d.pk, d.platform, d.push_url)
+                           for d in room.push_destinations.filter(enabled=True).order_by("pk")),
     )
 
 
@@ -210,6 +215,18 @@ def record_worker_overloaded(slug, trigger, detail):
                 message=stored_message(Alert.Kind.WORKER_OVERLOADED, alert_detail), detail=alert_detail)
 
 
+def record_push_failed(slug, destination):
+    """A push destination gave up connecting (state "failed"): one open alert per room."""
+    from streams.models import Alert, LiveRoom
+    from streams.services import raise_alert
+
+    room = LiveRoom.objects.get(slug=slug)
+    alert_detail = {"destination": destination["id"], "platform": destination["label"],
+                    "reconnects": destination["reconnects"], "last_error": destination["last_error"]}
+    raise_alert(room=room, kind=Alert.Kind.PUSH_FAILED, severity=Alert.Severity.CRITICAL,
+                message=stored_message(Alert.Kind.PUSH_FAILED, alert_detail), detail=alert_detail)
+
+
 def write_health_samples(slug, rows):
     from streams.models import HealthSample, LiveRoom
 
@@ -267,6 +284,7 @@ class DjangoHooks(Hooks):
         self.windows = {}
         self.line_states = {}
         self.holds = {}  # room -> the open anti-flap hold: its first detail, refusals already recorded
+        self.push_states = {}  # (room, destination id) -> last state seen
         self._coalesced = {}  # key -> {"args": newest arguments} of a job waiting for the business thread
         self._lock = threading.Lock()
         self.shed = 0  # jobs superseded before they ran (line states, health windows, repeated holds)
@@ -369,6 +387,14 @@ class DjangoHooks(Hooks):
                     await self._run_coalesced(("line", room, role), set_line_state, room, role, state)
                 except Exception:
                     logger.exception("%s/%s: updating line state failed", room, role)
+        for dest in health.get("destinations", ()):
+            previous = self.push_states.get((room, dest["id"]))
+            self.push_states[(room, dest["id"])] = dest["state"]
+            if dest["state"] == "failed" and previous != "failed":
+                try:
+                    await run_db(record_push_failed, room, dest)
+                except Exception:
+                    logger.exception("%s: recording a failed push failed", room)
         window = self.windows.setdefault(room, [])
         window.append(message)
         if len(window) >= getattr(settings, "MEDIA_HEALTH_SAMPLE_S", HEALTH_SAMPLE_EVERY_S):
