@@ -27,10 +27,10 @@ pytestmark = pytest.mark.django_db
 
 @pytest.mark.parametrize("issued_at", ["NaN", "nan", float("nan"), "inf", "-inf"])
 def test_a_non_finite_issued_at_is_refused_not_run(room, operator, issued_at):
-    result = actions.perform_action(operator, {"action": "cut_backup", "room": room.slug,
+    result = actions.perform_action(operator, {"action": "switch_source", "source": "backup", "room": room.slug,
                                                "nonce": f"n-nan-{issued_at}-000", "issued_at": issued_at})
-    assert result.outcome == "refused"
-    assert not ControlAction.objects.filter(action="cut_backup", outcome="ok").exists()
+    assert result.outcome == "refused" and result.reason == "缺少发出时间"
+    assert not ControlAction.objects.filter(action="switch_source", outcome="ok").exists()
 
 
 # --- control characters ----------------------------------------------------------------------------------

@@ -68,7 +68,7 @@ async def test_the_platform_sees_every_cut_on_one_connection_with_continuous_tim
 
         for source, colour in (("backup", "green"), ("slate", "other"), ("primary", "red")):
             started = time.monotonic()
-            await sync_to_async(services.switch_program_source)(room=room, source=source, actor=operator,
+            await sync_to_async(services.switch_source)(room=room, source=source, actor=operator,
                                                                 reason="rtmp test")
             await reader.wait_for(colour, since=started, timeout=5)
             await asyncio.sleep(1.0)
