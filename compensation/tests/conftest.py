@@ -50,3 +50,14 @@ def default_language_after_each_test():
 
     yield
     translation.deactivate()
+
+
+@pytest.fixture
+def run_batches_inline(monkeypatch):
+    """Run queued issuance batches right away, in this process, once the caller's transaction commits."""
+    from django.db import transaction
+
+    from controlroom import background
+
+    monkeypatch.setattr(background, "enqueue",
+                        lambda task, *args: transaction.on_commit(lambda: task.apply(args=args, throw=True)))

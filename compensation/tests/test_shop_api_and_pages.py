@@ -18,14 +18,8 @@ from .conftest import present_during
 
 
 @pytest.fixture(autouse=True)
-def inline_batches(monkeypatch):
-    """Run queued batches right away, in this process (no worker in these tests)."""
-    from django.db import transaction
-
-    from controlroom import background
-
-    monkeypatch.setattr(background, "enqueue",
-                        lambda task, *args: transaction.on_commit(lambda: task.apply(args=args, throw=True)))
+def inline_batches(run_batches_inline):
+    """No worker in these tests: queued batches run in this process."""
 
 
 @pytest.fixture
