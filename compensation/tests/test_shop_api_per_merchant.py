@@ -1,7 +1,6 @@
 """A shop token sees and redeems only its own merchant's coupons, campaigns and rooms."""
 
 import json
-from datetime import timedelta
 
 import pytest
 from django.core.management import CommandError, call_command
