@@ -87,7 +87,9 @@ async def test_the_platform_sees_every_cut_on_one_connection_with_continuous_tim
 
         # timestamps: monotonic, no gap longer than two frame durations (FLV has millisecond timestamps)
         ts = reader.video_ts
-        assert len(ts) > 8 * FPS * 0.8, f"only {len(ts)} frames in ~10 s"
+        # the player read the whole story (three cuts and a failover, ≥ 1 s each): how long it lasted depends on
+        # the host's speed, so the span is checked, and the steps below say nothing is missing inside it
+        assert ts[-1] - ts[0] > 4.0, f"only {ts[-1] - ts[0]:.1f} s of video ({len(ts)} frames)"
         steps = [b - a for a, b in zip(ts, ts[1:])]
         assert min(steps) > 0 and max(steps) <= 2 / FPS + 0.002, (min(steps), max(steps))
         # audio: every frame follows the previous one exactly (silence rather than holes)
