@@ -70,6 +70,11 @@ def _in(address, networks):
 
 # --- backends ------------------------------------------------------------------------------------
 
+def _pooled(pool, address):
+    """Seats of different kinds (WHEP sessions, viewer sockets) are counted apart."""
+    return address if pool == "whep" else f"{pool}:{address}"
+
+
 class MemoryBackend:
     """One process (embedded default): dicts behind a lock."""
 
@@ -98,14 +103,14 @@ class MemoryBackend:
             members.pop(member)
         return members
 
-    async def reserve(self, address, room, member, per_room, total, expires_at, now):
+    async def reserve(self, address, room, member, per_room, total, expires_at, now, pool="whep"):
         with self.lock:
-            members = self._live(address, now)
+            members = self._live(_pooled(pool, address), now)
             if len(members) >= total:
                 return "total"
             if sum(1 for m in members if m.split(" ", 1)[0] == room) >= per_room:
                 return "room"
-            self.sessions.setdefault(address, {})[f"{room} {member}"] = expires_at
+            self.sessions.setdefault(_pooled(pool, address), {})[f"{room} {member}"] = expires_at
             return ""
 
     async def confirm(self, address, room, pending, session, expires_at):
@@ -119,9 +124,9 @@ class MemoryBackend:
                 for old in [k for k, (_, _, exp) in self.owners.items() if exp <= now]:
                     del self.owners[old]
 
-    async def drop(self, address, room, member):
+    async def drop(self, address, room, member, pool="whep"):
         with self.lock:
-            self.sessions.get(address, {}).pop(f"{room} {member}", None)
+            self.sessions.get(_pooled(pool, address), {}).pop(f"{room} {member}", None)
 
     async def release(self, session):
         with self.lock:
@@ -195,9 +200,10 @@ class RedisBackend:
         wait = await self.client().eval(TAKE_LUA, 1, self._key("bucket", address), burst, per_s, now)
         return float(wait)
 
-    async def reserve(self, address, room, member, per_room, total, expires_at, now):
-        return await self.client().eval(RESERVE_LUA, 1, self._key("whep", address), room, member, per_room, total,
-                                        expires_at, now, settings.WHEP_SESSION_COUNT_TTL_S)
+    async def reserve(self, address, room, member, per_room, total, expires_at, now, pool="whep"):
+        ttl = max(settings.WHEP_SESSION_COUNT_TTL_S, math.ceil(float(expires_at) - now))
+        return await self.client().eval(RESERVE_LUA, 1, self._key(pool, address), room, member, per_room, total,
+                                        expires_at, now, ttl)
 
     async def confirm(self, address, room, pending, session, expires_at):
         ttl = settings.WHEP_SESSION_COUNT_TTL_S
@@ -208,8 +214,8 @@ class RedisBackend:
             pipe.set(self._key("owner", session), f"{address} {room}", ex=ttl)
             await pipe.execute()
 
-    async def drop(self, address, room, member):
-        await self.client().zrem(self._key("whep", address), f"{room} {member}")
+    async def drop(self, address, room, member, pool="whep"):
+        await self.client().zrem(self._key(pool, address), f"{room} {member}")
 
     async def release(self, session):
         owner = await self.client().getdel(self._key("owner", session))
@@ -255,7 +261,7 @@ async def _guarded(what, coro, default=None):
     try:
         return await coro
     except (RedisError, OSError, asyncio.TimeoutError) as exc:
-        logger.warning("signalling limits unavailable (%s): %r; not limiting", what, exc)
+        logger.warning("client limits unavailable (%s): %r; not limiting", what, exc)
         return default
 
 

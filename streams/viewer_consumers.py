@@ -83,14 +83,14 @@ class ViewerConsumer(AsyncWebsocketConsumer):
         self.hub = None
         self.presence_token = None
         self.address = viewer_limits.scope_address(self.scope)
-        self.counted = False
+        self.seat = None
         if not await room_exists(self.room_slug):
             await self.close(code=4404)
             return
-        if not viewer_limits.open_socket(self.address):
+        self.seat = await viewer_limits.open_socket(self.address)
+        if self.seat is None:
             await self.close(code=4429)  # too many viewer sockets from this address
             return
-        self.counted = True
         self.hub = get_hub()
         self.hub.start()
         await self.accept()
@@ -107,9 +107,9 @@ class ViewerConsumer(AsyncWebsocketConsumer):
     records_presence = True
 
     async def disconnect(self, code):
-        if getattr(self, "counted", False):
-            viewer_limits.close_socket(self.address)
-            self.counted = False
+        if getattr(self, "seat", None):
+            seat, self.seat = self.seat, None
+            await viewer_limits.close_socket(self.address, seat)
         if self.hub is not None:
             self.hub.remove(self)
             self.hub.presence.leave(self.presence_token)
@@ -127,7 +127,7 @@ class ViewerConsumer(AsyncWebsocketConsumer):
         text = data.get("chat") if isinstance(data, dict) else None
         if not text or not isinstance(text, str):
             return
-        if not viewer_limits.allow_chat(self.viewer_key, self.address):
+        if not await viewer_limits.allow_chat(self.viewer_key, self.address):
             return  # per viewer and per address, not per socket: floods are dropped silently
         await sync_to_async(self._post_chat, thread_sensitive=False)(text)
 

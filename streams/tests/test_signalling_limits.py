@@ -240,4 +240,4 @@ async def test_an_unreachable_redis_limits_nobody_rather_than_everybody(settings
     assert isinstance(seat, client_limits.Seat)
     await seat.confirm("s1")
     assert await client_limits.release("s1") is False
-    assert "signalling limits unavailable" in caplog.text
+    assert "client limits unavailable" in caplog.text

@@ -71,8 +71,29 @@ async def test_chat_budget_is_per_address_and_per_identity_not_per_socket(room, 
         await comm.disconnect()
 
 
-def test_one_identity_posts_at_most_once_a_second_from_any_number_of_sockets(settings):
+async def test_one_identity_posts_at_most_once_a_second_from_any_number_of_sockets(settings):
     settings.VIEWER_CHAT_INTERVAL_S = 1
-    assert viewer_limits.allow_chat("d:one", "203.0.113.9", now=100.0)
-    assert not viewer_limits.allow_chat("d:one", "198.51.100.1", now=100.5)  # another address, same viewer
-    assert viewer_limits.allow_chat("d:one", "203.0.113.9", now=101.1)
+    assert await viewer_limits.allow_chat("d:one", "203.0.113.9", now=100.0)
+    assert not await viewer_limits.allow_chat("d:one", "198.51.100.1", now=100.5)  # another address, same viewer
+    assert await viewer_limits.allow_chat("d:one", "203.0.113.9", now=101.1)
+
+
+async def test_web_processes_share_one_socket_count_per_address(settings):
+    """Each web process has its own backend object; with Redis they enforce one limit between them."""
+    from streams import client_limits
+
+    if settings.EMBEDDED:
+        pytest.skip("one process on the embedded default")
+    settings.VIEWER_SOCKETS_PER_ADDRESS = 3
+    prefix = f"{settings.CHANNEL_LAYER_PREFIX}:limits:"
+    first, second = (client_limits.RedisBackend(settings.REDIS_URL, prefix) for _ in range(2))
+    held = []
+    for i, process in enumerate((first, second, first)):
+        client_limits._backend.update({"it": process, "key": (settings.EMBEDDED, settings.REDIS_URL)})
+        held.append(await viewer_limits.open_socket("203.0.113.50"))
+    assert all(held)
+    client_limits._backend.update({"it": second})
+    assert await viewer_limits.open_socket("203.0.113.50") is None
+    await viewer_limits.close_socket("203.0.113.50", held[0])  # closed in the other process
+    assert await viewer_limits.open_socket("203.0.113.50")
+    client_limits._backend.update({"it": None, "key": None})
