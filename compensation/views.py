@@ -113,6 +113,7 @@ def campaign_new(request):
             window_start=_parse_dt(data.get("window_start")), window_end=_parse_dt(data.get("window_end")),
             valid_until=_parse_dt(data.get("valid_until")),
             include_anonymous=data.get("include_anonymous") == "on",
+            shop_url=data.get("shop_url", ""),
         )
     except services.CompensationError as exc:
         return render(request, "compensation/campaign_form.html",
@@ -369,8 +370,7 @@ def viewer_offers(request, slug):
     room = get_object_or_404(LiveRoom, slug=slug)
     viewer = _viewer(request)
     return render(request, "compensation/viewer_offers.html", {
-        "room": room, "offers": selectors.open_offers(room, viewer),
-        "grants": selectors.grants_for_viewer(room, viewer) if viewer else []})
+        "room": room, "offers": selectors.open_offers(room, viewer)})
 
 
 # --- Shop redemption API (JSON, bearer token, idempotent on request_id) ----------------------------
