@@ -48,8 +48,8 @@
     // Buttons that answer JSON ({ok, message}): the press shows at once, the server's answer replaces it.
     document.body.addEventListener("htmx:beforeRequest", function (event) {
       var button = event.detail.elt;
-      var card = button.closest && button.closest("[data-answers-json]");
-      if (!card) return;
+      if (!button.matches || !button.matches("[data-answers-json] [hx-post]")) return;
+      var card = button.closest("[data-answers-json]");
       button.dataset.label = button.dataset.label || button.textContent;
       button.disabled = true;
       button.textContent = button.dataset.pending || button.textContent;
@@ -58,8 +58,9 @@
     });
     document.body.addEventListener("htmx:afterRequest", function (event) {
       var button = event.detail.elt;
-      var card = button.closest && button.closest("[data-answers-json]");
-      if (!card) return;
+      // (htmx repeats the event on the nearest ancestor still on the page once the button is replaced)
+      if (!button.matches || !button.matches("[data-answers-json] [hx-post]")) return;
+      var card = button.closest("[data-answers-json]");
       card.classList.remove("pending");
       var answer = {};
       try { answer = JSON.parse(event.detail.xhr.responseText || "{}"); } catch (e) { answer = {}; }
