@@ -172,3 +172,51 @@ def test_coupon_notice_is_shown_once_with_its_use_link(daphne_server, run_batche
                 "href", "https://shop.example.com/coupons?from=live")
         finally:
             browser.close()
+
+
+def test_verify_page_recomputes_the_draw_in_the_browser_and_tells_the_winner(
+        daphne_server, run_batches_inline, operator, room, outage, budget):
+    from playwright.sync_api import expect, sync_playwright
+
+    ids = present_during(room, outage, 5, prefix="dy_1000")
+    Viewer.objects.filter(pk=ids[0]).update(nickname="张小花")
+    lottery = services.create_campaign(actor=operator, room=room, budget=budget, incident=outage,
+                                       kind=Campaign.Kind.LOTTERY, amount_fen=1000, winner_count=2)
+    services.issue_campaign(actor=operator, campaign_id=lottery.pk)  # no countdown: drawn at once (inline here)
+    lottery.refresh_from_db()
+    assert lottery.seed_revealed_at and len(lottery.winners) == 2
+    winner = Viewer.objects.get(pk=lottery.winners[0])
+    loser = Viewer.objects.exclude(pk__in=lottery.winners).filter(pk__in=ids).first()
+    expected_names = [Viewer.objects.get(pk=i).public_name for i in lottery.winners]
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(locale="zh-CN", viewport={"width": 390, "height": 844})
+            context.add_cookies([{"name": "cr_device", "value": winner.device_id, "url": daphne_server}])
+            page = context.new_page()
+            requests = []
+            page.on("request", lambda r: requests.append(r.url))
+            page.goto(f"{daphne_server}/compensation/draws/{lottery.pk}/verify")
+            expect(page.locator(".my-standing.won")).to_contain_text("你中奖了")
+            expect(page.locator("li.winner")).to_have_text(expected_names)
+            body = page.locator("body").inner_text()
+            assert "manage.py" not in body and "直播中控台" not in body
+            assert not any(name.strip().isdigit() for name in page.locator("li.winner").all_inner_texts())
+
+            page.get_by_role("button", name="自己验证一遍").click()
+            result = page.locator('#check-result .check-result[data-where="browser"]')
+            expect(result.locator(".badge.ok")).to_have_text("验证通过", timeout=15_000)
+            expect(result.locator('[data-check="winners_match"] b')).to_have_text("✓")
+            assert not any("check=1" in url for url in requests)  # computed here, not by the server
+            page.screenshot(path=str(ARTIFACTS / "verify-page-browser-check-390x844.png"), full_page=True)
+
+            # Someone else checks their platform user id with the form.
+            other = browser.new_context(locale="zh-CN").new_page()
+            other.goto(f"{daphne_server}/compensation/draws/{lottery.pk}/verify")
+            other.get_by_label("查一查我有没有中奖").fill(loser.platform_user_id)
+            other.get_by_role("button", name="查询").click()
+            expect(other.locator(".lookup-result")).to_contain_text("这次没有中奖")
+            expect(other.locator(".my-standing")).to_have_count(0)
+        finally:
+            browser.close()
