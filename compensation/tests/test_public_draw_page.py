@@ -77,3 +77,12 @@ def test_lookups_are_limited_per_address(client, drawn, settings):
     codes = [client.get(url, {"uid": f"x{i}"}).status_code for i in range(4)]
     assert codes[:2] == [200, 200] and codes[-1] == 429
     assert client.get(url).status_code == 200  # reading the page is not a lookup
+
+
+def test_public_pages_speak_english_too(client, drawn, settings):
+    lottery, _ids = drawn
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
+    page = client.get(reverse("compensation:verify", args=[lottery.pk])).content.decode()
+    assert "Why nobody can rig this draw" in page and "Check it yourself" in page and "4 people took part." in page
+    missing = client.get("/live/no-such-room")
+    assert missing.status_code == 404 and "Page not found" in missing.content.decode()
