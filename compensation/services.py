@@ -1012,7 +1012,10 @@ def notify_recipients(campaign_id):
 
 
 def _notify_in_language(notify, campaign):
-    if campaign.kind == Campaign.Kind.COUPON:
+    link = campaign.use_url() if campaign.kind == Campaign.Kind.COUPON else ""
+    if campaign.kind == Campaign.Kind.COUPON and link:
+        text = _("你获得了 %(amount)s 无门槛优惠券,点「去使用」下单时抵扣") % {"amount": yuan(campaign.amount_fen)}
+    elif campaign.kind == Campaign.Kind.COUPON:
         text = _("你获得了 %(amount)s 无门槛优惠券,请到「我的券」查看") % {"amount": yuan(campaign.amount_fen)}
     elif campaign.kind == Campaign.Kind.RED_PACKET:
         return 0  # claimers saw their amount when they claimed
@@ -1021,7 +1024,6 @@ def _notify_in_language(notify, campaign):
                                                            "amount": yuan(campaign.amount_fen)}
     total = 0
     ids = Grant.objects.filter(campaign=campaign).values_list("viewer_id", flat=True).order_by("viewer_id")
-    link = campaign.use_url() if campaign.kind == Campaign.Kind.COUPON else ""
     chunk = []
     for viewer_id in ids.iterator(chunk_size=5000):
         chunk.append(viewer_id)
