@@ -986,8 +986,19 @@ def viewer_notice(grant):
     """A grant as the viewer page shows it: the text, and a coupon's "去使用" link when there is a shop."""
     from streams.viewer_notices import Notice
 
-    link = grant.campaign.use_url() if grant.campaign.kind == Campaign.Kind.COUPON else ""
-    return Notice(notice_text(grant), key=notice_key(grant.campaign), link=link)
+    link, label = _notice_link(grant.campaign)
+    return Notice(notice_text(grant), key=notice_key(grant.campaign), link=link, link_label=label)
+
+
+def _notice_link(campaign):
+    """(url, label) a viewer's notice about this campaign links to: a coupon's shop, a draw's public page."""
+    from django.urls import reverse
+
+    if campaign.kind == Campaign.Kind.COUPON:
+        return campaign.use_url(), ""
+    if campaign.is_draw:
+        return reverse("compensation:verify", args=[campaign.pk]), _("查看开奖")
+    return "", ""
 
 
 def notice_text(grant):
@@ -1012,7 +1023,7 @@ def notify_recipients(campaign_id):
 
 
 def _notify_in_language(notify, campaign):
-    link = campaign.use_url() if campaign.kind == Campaign.Kind.COUPON else ""
+    link, label = _notice_link(campaign)
     if campaign.kind == Campaign.Kind.COUPON and link:
         text = _("你获得了 %(amount)s 无门槛优惠券,点「去使用」下单时抵扣") % {"amount": yuan(campaign.amount_fen)}
     elif campaign.kind == Campaign.Kind.COUPON:
@@ -1029,10 +1040,11 @@ def _notify_in_language(notify, campaign):
         chunk.append(viewer_id)
         if len(chunk) == 5000:
             total += notify(room=campaign.room, viewer_ids=chunk, text=text, key=notice_key(campaign),
-                            link=link) or 0
+                            link=link, link_label=label) or 0
             chunk = []
     if chunk:
-        total += notify(room=campaign.room, viewer_ids=chunk, text=text, key=notice_key(campaign), link=link) or 0
+        total += notify(room=campaign.room, viewer_ids=chunk, text=text, key=notice_key(campaign), link=link,
+                        link_label=label) or 0
     return total
 
 

@@ -86,3 +86,11 @@ def test_public_pages_speak_english_too(client, drawn, settings):
     assert "Why nobody can rig this draw" in page and "Check it yourself" in page and "4 people took part." in page
     missing = client.get("/live/no-such-room")
     assert missing.status_code == 404 and "Page not found" in missing.content.decode()
+
+
+def test_winners_notice_on_the_viewer_page_links_to_the_draw(client, drawn, room):
+    lottery, ids = drawn
+    client.cookies["cr_device"] = Viewer.objects.get(pk=ids[0]).device_id
+    page = client.get(f"/live/{room.slug}").content.decode()
+    notice = re.search(rf'<li class="notice" data-key="campaign-{lottery.pk}">(.*?)</li>', page, re.S).group(1)
+    assert "恭喜中奖" in notice and f'href="/compensation/draws/{lottery.pk}/verify"' in notice and "查看开奖" in notice
