@@ -11,6 +11,7 @@ Money is integer fen everywhere. Correctness lives in the database, not the brok
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -19,6 +20,8 @@ from django.utils.translation import gettext_lazy as _
 from incidents.models import Incident
 from streams.models import LiveRoom, Viewer
 
+# Links viewers open: web pages only (no javascript:, no app schemes).
+SHOP_URL_VALIDATOR = URLValidator(schemes=["http", "https"], message=_("请填写以 http:// 或 https:// 开头的网址"))
 
 class Budget(models.Model):
     """Money set aside for compensation; campaigns reserve from it up front."""
@@ -102,6 +105,9 @@ class Campaign(models.Model):
     winner_count = models.PositiveIntegerField(_("中奖人数"), null=True, blank=True)
     keyword = models.CharField(_("参与口令"), max_length=40, blank=True)
     countdown_s = models.PositiveIntegerField(_("倒计时(秒)"), default=0)
+    # Where a viewer spends a coupon ("去使用"); empty: the merchant's shop (ShopClient.shop_url).
+    shop_url = models.URLField(_("使用链接"), max_length=500, blank=True, validators=[SHOP_URL_VALIDATOR],
+                               help_text=_("观众点「去使用」打开的商城页面(http/https);留空则用商家的商城地址"))
 
     # Audience: present in the room during the window for at least min_overlap_s seconds.
     window_start = models.DateTimeField(_("窗口开始"))
@@ -170,6 +176,13 @@ class Campaign(models.Model):
         if self.kind == self.Kind.RED_PACKET:
             return self.share_cap_fen or self.amount_fen
         return self.amount_fen
+
+    def use_url(self):
+        """Where a viewer spends this campaign's coupon ("去使用"): its own link, else its merchant's shop."""
+        if self.shop_url:
+            return self.shop_url
+        return (ShopClient.objects.filter(merchant=self.room.merchant, is_active=True).exclude(shop_url="")
+                .order_by("pk").values_list("shop_url", flat=True).first() or "")
 
     def transition_to(self, new_status):
         """Validate and apply a state change (caller holds the row lock and saves)."""
@@ -299,6 +312,8 @@ class ShopClient(models.Model):
     name = models.CharField(_("名称"), max_length=100, unique=True)
     # Matches LiveRoom.merchant; a client without a merchant (registered before) sees nothing.
     merchant = models.CharField(_("商家"), max_length=100, blank=True)
+    # The merchant's shop, where its coupons are spent (the viewer page's "去使用" unless a campaign says otherwise).
+    shop_url = models.URLField(_("商城地址"), max_length=500, blank=True, validators=[SHOP_URL_VALIDATOR])
     token_hash = models.CharField(max_length=64, unique=True, editable=False)
     token_hint = models.CharField(max_length=8, blank=True, editable=False)
     is_active = models.BooleanField(default=True)

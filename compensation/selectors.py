@@ -9,7 +9,7 @@ from django.db.models import (Count, DateTimeField, DurationField, ExpressionWra
 from django.db.models.functions import Coalesce, Greatest, Least
 from django.utils import timezone
 
-from streams.models import LiveRoom, ViewerSession
+from streams.models import LiveRoom, Viewer, ViewerSession
 
 from .models import Campaign, DrawEntrant, Grant, IssuanceBatch, Recipient, RedPacketShare
 
@@ -230,3 +230,40 @@ def fraud_signals(campaign):
     anonymous = viewers.filter(platform_user_id=None).count()
     return {"by_address": by_address, "by_agent": by_agent, "bursts": bursts, "anonymous": anonymous,
             "flagged": bool(by_address or by_agent or bursts or anonymous)}
+
+
+# --- Public draw page ------------------------------------------------------------------------------
+
+
+def platform_viewer(room, platform_user_id):
+    """The viewer a room's merchant knows by this platform user id, or None."""
+    if not platform_user_id:
+        return None
+    return Viewer.objects.filter(platform_merchant=room.merchant, platform_user_id=platform_user_id).first()
+
+
+def draw_standing(campaign, viewer):
+    """"won", "entered" (drawn, not won / not drawn yet), or "absent" for this viewer in this draw."""
+    if viewer is None:
+        return "absent"
+    if campaign.draw_closed_at and viewer.pk in (campaign.winners or []):
+        return "won"
+    if DrawEntrant.objects.filter(campaign=campaign, viewer=viewer).exists():
+        return "entered"
+    return "absent"
+
+
+def winner_names(campaign, public=True):
+    """The winners in draw order by name: masked for the public, in full for the team."""
+    winner_ids = [int(i) for i in (campaign.winners or [])]
+    viewers = {v.pk: v for v in Viewer.objects.filter(pk__in=winner_ids)}
+    return [(viewers[i].public_name if public else viewers[i].display_name) if i in viewers else "—"
+            for i in winner_ids]
+
+
+def draw_public_view(campaign, viewer):
+    """What the public draw page shows: winners by masked display name (in draw order), and where this
+    browser's viewer stands."""
+    return {"campaign": campaign, "winner_names": winner_names(campaign),
+            "winner_ids": [int(i) for i in (campaign.winners or [])],
+            "my_standing": draw_standing(campaign, viewer) if viewer is not None else None}

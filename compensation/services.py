@@ -37,6 +37,7 @@ from streams.services import record_action
 from . import draws, selectors
 from .models import (Budget, Campaign, DrawEntrant, Grant, IssuanceBatch, Recipient, RedPacketShare, Redemption,
                      ShopClient)
+from .models import SHOP_URL_VALIDATOR
 from .red_packets import RedPacketError, split_red_packet
 
 logger = logging.getLogger("controlroom.compensation")
@@ -238,11 +239,13 @@ def import_audience(*, actor, room, rows, source="upload"):
 
 def create_campaign(*, actor, room, budget, kind, title="", amount_fen, incident=None, share_count=None,
                     share_cap_fen=None, winner_count=None, keyword="", countdown_s=0, min_overlap_s=60,
-                    window_start=None, window_end=None, valid_from=None, valid_until=None, include_anonymous=False):
+                    window_start=None, window_end=None, valid_from=None, valid_until=None, include_anonymous=False,
+                    shop_url=""):
     """Create a draft with its audience preview (eligible count and cost)."""
     require_role(actor, OPS, MANAGER, what="create_campaign")
     if kind not in Campaign.Kind.values:
         raise CompensationError(_("未知的活动类型:%(kind)s") % {"kind": kind})
+    shop_url = _shop_url(shop_url)
     amount_fen = _positive_int(amount_fen, _("金额"))
     min_overlap_s = int(min_overlap_s or 0)
     if min_overlap_s < 0:
@@ -311,11 +314,24 @@ def create_campaign(*, actor, room, budget, kind, title="", amount_fen, incident
             keyword=(keyword or "").strip()[:40], countdown_s=countdown_s, min_overlap_s=min_overlap_s,
             window_start=window_start, window_end=window_end, valid_from=valid_from, valid_until=valid_until,
             include_anonymous=include_anonymous, eligible_count=eligible, cost_fen=cost, created_by=actor,
+            shop_url=shop_url,
         )
         _audit(actor, "create_campaign", campaign, detail={"eligible": eligible, "cost_fen": cost,
                                                            "amount_fen": amount_fen,
                                                            "include_anonymous": include_anonymous})
     return campaign
+
+
+def _shop_url(value):
+    value = (value or "").strip()
+    if value:
+        try:
+            SHOP_URL_VALIDATOR(value)
+        except ValidationError as exc:
+            raise CompensationError(exc.messages[0]) from None
+        if len(value) > 500:
+            raise CompensationError(_("链接太长(最多 500 个字符)"))
+    return value
 
 
 def needs_approval(campaign):
@@ -454,11 +470,28 @@ def issue_campaign(*, actor, campaign_id, batch_size=None):
         campaign.save()
         if campaign.kind != Campaign.Kind.COUPON:
             stream_services.refresh_viewer_panels(room=campaign.room)  # viewers see the new offer
+        if campaign.kind in (Campaign.Kind.RED_PACKET, Campaign.Kind.LUCKY_BAG):
+            _offer_on_commit(campaign)
         _audit(actor, "issue_campaign", campaign, detail={"eligible": eligible, "reserved_fen": cost,
                                                           "batch_size": campaign.batch_size})
         _push_on_commit(campaign.pk)
         transaction.on_commit(ensure_local_sweeper)
     return campaign
+
+
+def _offer_on_commit(campaign):
+    """Put the new offer's card on the open viewer pages of the viewers it is for, right after commit (the
+    panels' own reload is spread over seconds so a full room does not hit the server at once)."""
+    campaign_id = campaign.pk
+
+    def push():
+        c = Campaign.objects.select_related("room").get(pk=campaign_id)
+        with translation.override(settings.LANGUAGE_CODE):  # pushed to every viewer: the site language
+            html = render_to_string("compensation/viewer_offers.html#offer", {"offer": {"campaign": c, "done": False}})
+        viewer_ids = Recipient.objects.filter(campaign_id=campaign_id).values_list("viewer_id", flat=True)
+        stream_services.deliver_to_viewers(room=c.room, viewer_ids=viewer_ids, html=html, key=f"offer-{campaign_id}")
+
+    transaction.on_commit(push)
 
 
 def _plan_batches(campaign, eligible, batch_size):
@@ -742,12 +775,12 @@ def act_on_comment(*, room, viewer, text):
         except CompensationError:
             continue
         results.append(grant)
-        _tell_viewer(room, viewer, notice_text(grant))
+        _tell_viewer(room, viewer, notice_text(grant), key=notice_key(grant.campaign))
     return results
 
 
-def _tell_viewer(room, viewer, text):
-    stream_services.notify_viewers(room=room, viewer_ids=[viewer.pk], text=text)
+def _tell_viewer(room, viewer, text, key=""):
+    stream_services.notify_viewers(room=room, viewer_ids=[viewer.pk], text=text, key=key)
 
 
 def enter_by_comment(*, room, viewer, text):
@@ -944,6 +977,30 @@ def _timeline_on_commit(campaign):
     transaction.on_commit(add)
 
 
+def notice_key(campaign):
+    """What viewers' pages deduplicate a notice about a campaign on: one grant per viewer per campaign."""
+    return f"campaign-{campaign.pk}"
+
+
+def viewer_notice(grant):
+    """A grant as the viewer page shows it: the text, and a coupon's "去使用" link when there is a shop."""
+    from streams.viewer_notices import Notice
+
+    link, label = _notice_link(grant.campaign)
+    return Notice(notice_text(grant), key=notice_key(grant.campaign), link=link, link_label=label)
+
+
+def _notice_link(campaign):
+    """(url, label) a viewer's notice about this campaign links to: a coupon's shop, a draw's public page."""
+    from django.urls import reverse
+
+    if campaign.kind == Campaign.Kind.COUPON:
+        return campaign.use_url(), ""
+    if campaign.is_draw:
+        return reverse("compensation:verify", args=[campaign.pk]), _("查看开奖")
+    return "", ""
+
+
 def notice_text(grant):
     campaign = grant.campaign
     if campaign.kind == Campaign.Kind.COUPON:
@@ -966,7 +1023,10 @@ def notify_recipients(campaign_id):
 
 
 def _notify_in_language(notify, campaign):
-    if campaign.kind == Campaign.Kind.COUPON:
+    link, label = _notice_link(campaign)
+    if campaign.kind == Campaign.Kind.COUPON and link:
+        text = _("你获得了 %(amount)s 无门槛优惠券,点「去使用」下单时抵扣") % {"amount": yuan(campaign.amount_fen)}
+    elif campaign.kind == Campaign.Kind.COUPON:
         text = _("你获得了 %(amount)s 无门槛优惠券,请到「我的券」查看") % {"amount": yuan(campaign.amount_fen)}
     elif campaign.kind == Campaign.Kind.RED_PACKET:
         return 0  # claimers saw their amount when they claimed
@@ -979,43 +1039,37 @@ def _notify_in_language(notify, campaign):
     for viewer_id in ids.iterator(chunk_size=5000):
         chunk.append(viewer_id)
         if len(chunk) == 5000:
-            total += notify(room=campaign.room, viewer_ids=chunk, text=text) or 0
+            total += notify(room=campaign.room, viewer_ids=chunk, text=text, key=notice_key(campaign),
+                            link=link, link_label=label) or 0
             chunk = []
     if chunk:
-        total += notify(room=campaign.room, viewer_ids=chunk, text=text) or 0
+        total += notify(room=campaign.room, viewer_ids=chunk, text=text, key=notice_key(campaign), link=link,
+                        link_label=label) or 0
     return total
 
 
 def viewer_notices(room, viewer):
-    """Provider for streams.viewer_notices: what this viewer received in this room."""
+    """Provider for streams.viewer_notices: what this viewer received in this room, one notice per campaign.
+    (Open red packets and lucky bags are the offer cards of the compensation panel, not notices as well.)"""
     if viewer is None:
         return []
-    notices = [notice_text(g) for g in selectors.grants_for_viewer(room, viewer)]
-    for offer in selectors.open_offers(room, viewer):
-        campaign = offer["campaign"]
-        if offer["done"]:
-            continue
-        if campaign.kind == Campaign.Kind.LUCKY_BAG and campaign.keyword:
-            notices.append(_("专属福袋「%(title)s」进行中:发送评论「%(keyword)s」即可参与")
-                           % {"title": campaign.title, "keyword": campaign.keyword})
-        elif campaign.kind == Campaign.Kind.RED_PACKET:
-            notices.append(_("红包「%(title)s」可以领取了:发送评论「%(keyword)s」即可领取")
-                           % {"title": campaign.title, "keyword": campaign.keyword or DEFAULT_RED_PACKET_KEYWORD})
-    return notices
+    return [viewer_notice(g) for g in selectors.grants_for_viewer(room, viewer)]
 
 
 # --- Shop API -----------------------------------------------------------------------------------
 
 
-def create_shop_client(name, merchant):
-    """Register a merchant's shop; returns (client, raw token) — the token is shown once and stored hashed."""
+def create_shop_client(name, merchant, shop_url=""):
+    """Register a merchant's shop; returns (client, raw token) — the token is shown once and stored hashed.
+
+    shop_url: where the merchant's coupons are spent (the viewer page's "去使用")."""
     from streams.models import hash_token
 
     if not (merchant or "").strip():
         raise CompensationError(_("接入方必须属于一个商家"))
     raw = "shop_" + secrets.token_urlsafe(32)
     client = ShopClient.objects.create(name=name, merchant=merchant.strip(), token_hash=hash_token(raw),
-                                       token_hint=raw[-4:])
+                                       token_hint=raw[-4:], shop_url=_shop_url(shop_url))
     return client, raw
 
 

@@ -113,6 +113,7 @@ def campaign_new(request):
             window_start=_parse_dt(data.get("window_start")), window_end=_parse_dt(data.get("window_end")),
             valid_until=_parse_dt(data.get("valid_until")),
             include_anonymous=data.get("include_anonymous") == "on",
+            shop_url=data.get("shop_url", ""),
         )
     except services.CompensationError as exc:
         return render(request, "compensation/campaign_form.html",
@@ -144,6 +145,7 @@ def _detail_context(campaign, user):
         "fraud": selectors.fraud_signals(campaign)
                  if campaign.status in (Campaign.Status.DRAFT, Campaign.Status.APPROVED) else None,
         "recent_grants": Grant.objects.filter(campaign=campaign).select_related("viewer")[:10],
+        "winner_names": selectors.winner_names(campaign, public=False) if campaign.seed_revealed_at else [],
     }
 
 
@@ -312,10 +314,33 @@ def wall_fragment(request):
 
 
 def draw_verify(request, campaign_id):
+    """The public page of a draw: how it is kept honest in plain words, the winners by their (masked) names, a
+    check anyone can run (in the browser, or here on the server with ?check=1), and "did I win?" for the viewer
+    of this browser or for a platform user id typed in."""
     campaign = get_object_or_404(Campaign.objects.select_related("room"), pk=campaign_id,
                                  kind__in=Campaign.DRAW_KINDS)
-    result = services.draw_verification(campaign)
-    return render(request, "compensation/verify.html", {"campaign": campaign, "result": result})
+    lookup = (request.GET.get("uid") or "").strip()
+    wants_check = request.GET.get("check") == "1" and campaign.seed_revealed_at is not None
+    if (lookup or wants_check) and not _public_lookup_allowed(request):
+        return render(request, "compensation/verify.html", {
+            **selectors.draw_public_view(campaign, _viewer(request)),
+            "refused": _("查询太频繁,请稍后再试")}, status=429)
+    if len(lookup) > 64 or has_control_characters(lookup):
+        lookup = ""
+    looked_up = selectors.draw_standing(campaign, selectors.platform_viewer(campaign.room, lookup)) if lookup else None
+    return render(request, "compensation/verify.html", {
+        **selectors.draw_public_view(campaign, _viewer(request)),
+        "result": services.draw_verification(campaign) if wants_check else None,
+        "lookup": lookup, "looked_up": looked_up})
+
+
+def _public_lookup_allowed(request):
+    """Anyone may look things up on the public draw page, within the per-address request budget."""
+    from asgiref.sync import async_to_sync
+
+    from streams import client_limits
+
+    return async_to_sync(client_limits.take_request)(client_limits.client_address(request)) is None
 
 
 def draw_entrants(request, campaign_id):
@@ -369,8 +394,7 @@ def viewer_offers(request, slug):
     room = get_object_or_404(LiveRoom, slug=slug)
     viewer = _viewer(request)
     return render(request, "compensation/viewer_offers.html", {
-        "room": room, "offers": selectors.open_offers(room, viewer),
-        "grants": selectors.grants_for_viewer(room, viewer) if viewer else []})
+        "room": room, "offers": selectors.open_offers(room, viewer)})
 
 
 # --- Shop redemption API (JSON, bearer token, idempotent on request_id) ----------------------------

@@ -86,3 +86,55 @@ class ErrorIdMiddleware:
 def error_reference():
     """A short id that ties what a user reports to the log line with the traceback."""
     return uuid.uuid4().hex[:10]
+
+
+# Routes anyone may open: the viewer page and its fragments, viewers' presses, draw verification, the shop API,
+# external viewer apps' feed, WHIP/WHEP signalling.
+PUBLIC_PATH = re.compile(r"^/(live/|whip/|whep/|api/|compensation/(draws/|live/|api/|\d+/(join|claim)$))")
+# Of those, the ones machines call: they get JSON errors.
+PUBLIC_API_PATH = re.compile(r"^/(whip/|whep/|api/|compensation/(api/|\d+/(join|claim)$))")
+
+
+class PublicErrorPagesMiddleware:
+    """Viewers never see Django's debug pages: a 404 or 500 on a public route (and a link to nowhere, for
+    anyone not logged in) gets the production page in the users' words, JSON on API routes, even with
+    DEBUG on (the demo runs with it). Staff keep the debug pages on control-room routes."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if response.status_code == 404 and getattr(request, "resolver_match", None) is None and (
+                PUBLIC_PATH.match(request.path) or not _logged_in(request)):
+            return public_error_response(request, 404)
+        return response
+
+    def process_exception(self, request, exception):
+        if not PUBLIC_PATH.match(request.path):
+            return None
+        if isinstance(exception, Http404):
+            return public_error_response(request, 404)
+        if isinstance(exception, (PermissionDenied, SuspiciousOperation)):
+            return None
+        error_id = error_reference()
+        logger.error("internal error %s on %s %s", error_id, request.method, request.path, exc_info=exception)
+        return public_error_response(request, 500, error_id=error_id)
+
+
+def _logged_in(request):
+    user = getattr(request, "user", None)
+    return bool(user is not None and user.is_authenticated)
+
+
+def public_error_response(request, status, error_id=""):
+    from django.shortcuts import render
+
+    if PUBLIC_API_PATH.match(request.path) or "application/json" in request.headers.get("Accept", ""):
+        if status == 404:
+            body = {"error": "not_found", "message": _("地址不存在")}
+        else:
+            body = {"error": "internal", "error_id": error_id,
+                    "message": _("服务器内部错误,请稍后重试;如需报告,请提供错误编号 %(id)s。") % {"id": error_id}}
+        return JsonResponse(body, status=status, json_dumps_params={"ensure_ascii": False})
+    return render(request, f"{status}.html", {"error_id": error_id}, status=status)

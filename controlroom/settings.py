@@ -94,6 +94,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "controlroom.middleware.ErrorIdMiddleware",
+    "controlroom.middleware.PublicErrorPagesMiddleware",
 ]
 
 ROOT_URLCONF = "controlroom.urls"

@@ -5,7 +5,8 @@ cannot reach 10k viewers in 2 s. Here a publisher renders a message once and PUB
 process holds one subscription and writes the same string to its local sockets of that room.
 Redis pub/sub is at-most-once: after the subscription reconnects every socket gets a resync.
 
-Message (JSON): {"room": slug, "kind": "announcement"|"chat"|"notice", "html": str, "data": {...},
+Message (JSON): {"room": slug, "kind": "announcement"|"chat"|"notice"|"inbox"|"panels", "html": str,
+                 "data": {...} ("key": notices and inbox fragments reach a socket once per key),
                  "viewer_keys": [..] (optional: only these viewers' sockets)}.
 """
 
@@ -151,6 +152,10 @@ class ViewerHub:
             for key in keys:
                 wanted |= self.by_viewer.get(key, set())
             sockets = [s for s in sockets if s in wanted]
+        once = (message.get("data") or {}).get("key")
+        if once and message.get("kind") in ("notice", "inbox"):
+            # The same news sent twice (a retried task, two paths to one grant) reaches a socket once.
+            sockets = [s for s in sockets if s.first_time(f"{message['kind']}:{once}")]
         html = message.get("html") or ""
         data_text = json.dumps({"kind": message.get("kind"), **(message.get("data") or {})}, ensure_ascii=False)
         if message.get("kind") == "announcement":

@@ -369,6 +369,24 @@ class Viewer(models.Model):
     def is_identified(self):
         return self.platform_user_id is not None
 
+    @property
+    def display_name(self):
+        """How the team sees this viewer: nickname, else platform user id (never our row id)."""
+        return self.nickname or self.platform_user_id or str(_("匿名观众"))
+
+    @property
+    def public_name(self):
+        """How the public sees this viewer (winner lists): the nickname or platform user id, masked ("张**",
+        "u1****89"); never our row id, never the device cookie (a credential)."""
+        if self.nickname:
+            return self.nickname[0] + "**"
+        name = self.platform_user_id or ""
+        if len(name) > 6:
+            return name[:2] + "*" * min(4, len(name) - 4) + name[-2:]
+        if name:
+            return name[0] + "***"
+        return str(_("匿名观众"))
+
 
 class ViewerTokenKey(models.Model):
     """A merchant's key for platform-signed viewer tokens (HMAC-SHA256; docs/integrators.md)."""

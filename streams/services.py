@@ -203,3 +203,8 @@ def notify_viewers(**kwargs):
 def refresh_viewer_panels(**kwargs):
     from .viewer_services import refresh_viewer_panels as impl
     return impl(**kwargs)
+
+
+def deliver_to_viewers(**kwargs):
+    from .viewer_services import deliver_to_viewers as impl
+    return impl(**kwargs)

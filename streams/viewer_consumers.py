@@ -117,6 +117,16 @@ class ViewerConsumer(AsyncWebsocketConsumer):
     async def deliver(self, html, data_text):
         await self.send(text_data=data_text if self.wants_json else html)
 
+    def first_time(self, key):
+        """True the first time this socket is handed a keyed message (bounded memory per socket)."""
+        seen = self.__dict__.setdefault("_seen_keys", {})
+        if key in seen:
+            return False
+        seen[key] = None
+        if len(seen) > 200:
+            seen.pop(next(iter(seen)))
+        return True
+
     async def receive(self, text_data=None, bytes_data=None):
         if not text_data or len(text_data) > 2000:
             return

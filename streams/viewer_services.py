@@ -19,6 +19,7 @@ from controlroom.roles import require_capability
 from . import fanout
 from .models import Announcement, ChatMessage, HostCue, LiveRoom, Viewer
 from .services import record_action
+from .viewer_notices import Notice
 
 ASSISTANT_NAME = "直播间助理"
 
@@ -187,21 +188,39 @@ def refresh_viewer_panels(*, room):
     transaction.on_commit(lambda: fanout.publish({"room": room.slug, "kind": "panels", "html": html}))
 
 
-def notify_viewers(*, room, viewer_ids, text):
-    """Push a personal notice to these viewers' open sockets in the room; returns how many were addressed."""
-    keys = [viewer_key(v) for v in Viewer.objects.filter(pk__in=list(viewer_ids)).only("user_id", "device_id")]
+def _viewer_keys(viewer_ids):
+    return [viewer_key(v) for v in Viewer.objects.filter(pk__in=list(viewer_ids)).only("user_id", "device_id")]
+
+
+def _publish_to(room_slug, keys, message):
+    # Bounded batches so one huge campaign does not become one giant pub/sub message.
+    for i in range(0, len(keys), 5000):
+        fanout.publish({"room": room_slug, **message, "viewer_keys": keys[i:i + 5000]})
+
+
+def deliver_to_viewers(*, room, viewer_ids, html, key):
+    """Put a fragment on these viewers' open pages of the room right now (call after commit): it lands in the
+    page's inbox and from there where its data-into says, once per key (e.g. another app's offer card, so
+    it shows at once instead of after the panels' spread reload). Returns how many viewers were addressed."""
+    keys = _viewer_keys(viewer_ids)
+    inbox = f'<div id="viewer-inbox" hx-swap-oob="true" hidden>{html}</div>'
+    _publish_to(room.slug, keys, {"kind": "inbox", "html": inbox, "data": {"key": key}})
+    return len(keys)
+
+
+def notify_viewers(*, room, viewer_ids, text, key="", link="", link_label=""):
+    """Push a personal notice to these viewers' open sockets in the room; returns how many were addressed.
+
+    `key` names the news ("campaign-7"): a socket gets a key once, pages show it once."""
+    keys = _viewer_keys(viewer_ids)
     if keys:
-        html = render_to_string("streams/live.html#notice", {"text": text})
-
-        def push():
-            # Bounded batches so one huge campaign does not become one giant pub/sub message.
-            for i in range(0, len(keys), 5000):
-                fanout.publish({"room": room.slug, "kind": "notice", "html": html, "data": {"text": text},
-                                "viewer_keys": keys[i:i + 5000]})
-
-        transaction.on_commit(push)
+        notice = Notice(text, key=key, link=link, link_label=link_label)
+        html = render_to_string("streams/live.html#notice", {"text": notice})
+        message = {"kind": "notice", "html": html, "data": {"text": text, "key": key, "link": link}}
+        transaction.on_commit(lambda: _publish_to(room.slug, keys, message))
     return len(keys)
 
 
 __all__ = ["pin_announcement", "unpin_announcement", "send_host_cue", "ack_host_cue", "notify_viewers",
+           "deliver_to_viewers", "refresh_viewer_panels",
            "post_chat_reply", "post_viewer_chat", "current_announcement", "broadcast_announcement", "cue_group"]

@@ -175,8 +175,8 @@ def test_viewers_see_what_they_received_and_the_public_can_verify_a_draw(client,
     with django_capture_on_commit_callbacks(execute=True):
         bag = services.close_draw_now(actor=operator, campaign_id=bag.pk)
     assert bag.winners == [viewer.pk]  # the only entrant wins (min(K, entrants) = 1)
-    verify = client.get(reverse("compensation:verify", args=[bag.pk])).content.decode()
-    assert "验证通过" in verify and bag.seed in verify
+    verify = client.get(reverse("compensation:verify", args=[bag.pk]) + "?check=1").content.decode()
+    assert "验证通过" in verify and bag.seed in verify and "manage.py" not in verify
     assert client.get(reverse("compensation:entrants", args=[bag.pk])).content.decode() == str(viewer.pk)
     assert services.notify_recipients(bag.pk) == 1  # pushed to the winner's open viewer pages
     notices = viewer_notices.notices_for(room, viewer)
@@ -203,7 +203,10 @@ def test_viewer_page_invites_affected_viewers_to_the_lucky_bag(client, operator,
                                    keyword="冲冲冲", title="补偿福袋")
     services.issue_campaign(actor=operator, campaign_id=bag.pk)
     client.cookies["cr_device"] = Viewer.objects.get(pk=ids[0]).device_id
-    assert "发送评论「冲冲冲」即可参与" in client.get(f"/live/{room.slug}").content.decode()
+    offers = client.get(reverse("compensation:viewer_offers", args=[room.slug])).content.decode()
+    assert "补偿福袋" in offers and "评论「冲冲冲」参与" in offers and f'id="offer-{bag.pk}"' in offers
+    # The card is the invitation; the notices above the chat do not repeat it.
+    assert "冲冲冲" not in client.get(f"/live/{room.slug}").content.decode()
 
 
 def test_manager_pages_render(client, manager, operator, issued, outage, room, budget):

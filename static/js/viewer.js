@@ -23,6 +23,66 @@
         setTimeout(function () { htmx.trigger(panel, "panel-refresh"); }, Math.random() * 2000);
       });
     });
+    // Fragments pushed to this viewer (e.g. a new offer) land in the hidden inbox; each moves where its
+    // data-into says, unless an element with its id is already on the page (a push and a reload, or the
+    // same push twice, show one card).
+    document.body.addEventListener("htmx:oobAfterSwap", function (event) {
+      if (!event.detail.target || event.detail.target.id !== "viewer-inbox") return;
+      var inbox = document.getElementById("viewer-inbox");  // (detail.target is the element swapped out)
+      Array.prototype.slice.call(inbox.children).forEach(function (item) {
+        var into = item.dataset.into && document.querySelector(item.dataset.into);
+        if (!into || (item.id && document.querySelectorAll("#" + CSS.escape(item.id)).length > 1)) { item.remove(); return; }
+        into.appendChild(item);
+        htmx.process(item);
+      });
+    });
+    // One notice per key: the same news from the page and from the socket is shown once.
+    var notices = document.getElementById("notices");
+    function dedupeNotices() {
+      var seen = {};
+      Array.prototype.slice.call(notices.querySelectorAll("li[data-key]")).reverse().forEach(function (li) {
+        if (seen[li.dataset.key]) li.remove(); else seen[li.dataset.key] = true;
+      });
+    }
+    if (notices) { dedupeNotices(); new MutationObserver(dedupeNotices).observe(notices, {childList: true}); }
+    // Buttons that answer JSON ({ok, message}): the press shows at once, the server's answer replaces it.
+    document.body.addEventListener("htmx:beforeRequest", function (event) {
+      var button = event.detail.elt;
+      if (!button.matches || !button.matches("[data-answers-json] [hx-post]")) return;
+      var card = button.closest("[data-answers-json]");
+      button.dataset.label = button.dataset.label || button.textContent;
+      button.disabled = true;
+      button.textContent = button.dataset.pending || button.textContent;
+      card.classList.add("pending");
+      setStatus(card, "", "");
+    });
+    document.body.addEventListener("htmx:afterRequest", function (event) {
+      var button = event.detail.elt;
+      // (htmx repeats the event on the nearest ancestor still on the page once the button is replaced)
+      if (!button.matches || !button.matches("[data-answers-json] [hx-post]")) return;
+      var card = button.closest("[data-answers-json]");
+      card.classList.remove("pending");
+      var answer = {};
+      try { answer = JSON.parse(event.detail.xhr.responseText || "{}"); } catch (e) { answer = {}; }
+      if (event.detail.successful && answer.ok) {
+        var done = document.createElement("span");
+        done.className = "muted done-label";
+        done.textContent = button.dataset.done || button.dataset.label;
+        button.replaceWith(done);
+        card.classList.add("done");
+        setStatus(card, answer.message || "", "ok");
+      } else {
+        button.disabled = false;
+        button.textContent = button.dataset.label;
+        setStatus(card, answer.message || card.dataset.failed || "", "refused");
+      }
+    });
+    function setStatus(card, text, kind) {
+      var status = card.querySelector(".offer-status");
+      if (!status) return;
+      status.textContent = text;
+      status.className = "offer-status" + (kind ? " " + kind : "");
+    }
     var list = document.getElementById("chat-list");
     if (list) {
       document.body.addEventListener("htmx:wsAfterMessage", function () {
