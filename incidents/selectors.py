@@ -18,8 +18,17 @@ def incident_for_page(incident_id):
             .filter(pk=incident_id).first())
 
 
-def timeline(incident):
-    return list(incident.timeline.select_related("actor").order_by("at", "id"))
+def timeline(incident, hide_noise=False):
+    """Newest first, with the entries of incidents merged into this one as duplicates.
+
+    hide_noise drops system chatter (alerts, automatic switches and controls, repeated detections)."""
+    from .models import NOISE_KINDS, IncidentTimelineEntry
+
+    qs = (IncidentTimelineEntry.objects.filter(Q(incident=incident) | Q(incident__duplicate_of=incident))
+          .select_related("actor").order_by("-at", "-id"))
+    if hide_noise:
+        qs = qs.exclude(Q(actor__isnull=True) & (Q(kind__in=NOISE_KINDS) | Q(data__repeat=True)))
+    return list(qs)
 
 
 def checklists(incident, roles=None):
