@@ -167,13 +167,13 @@ def read_claim_token(token):
 
 
 def page_on_commit(incident_id):
-    """After the opening transaction commits: page the first round (in the background)."""
-    from controlroom.background import enqueue
-
-    from .tasks import page_incident_task
-
-    enqueue(page_incident_task, incident_id, 1)
+    """After the opening transaction commits: write the first round (a few rows; the webhook calls go to
+    the background). A failure here never fails the opening: the tick pages what was missed."""
     ensure_local_ticker()
+    try:
+        page_incident(incident_id, 1)
+    except Exception:  # noqa: BLE001
+        logger.exception("paging incident %s failed; the paging tick retries", incident_id)
 
 
 def page_incident(incident_id, round_no=1, now=None):
@@ -184,6 +184,7 @@ def page_incident(incident_id, round_no=1, now=None):
     """
     from controlroom.background import enqueue
 
+    from .services import _audit as incident_audit
     from .services import add_timeline_entry
     from .tasks import deliver_task
 
@@ -198,10 +199,13 @@ def page_incident(incident_id, round_no=1, now=None):
         escalated = round_no > 1
         roles = list(FIRST_ROUND_ROLES) + ([MANAGER] if escalated else [])
         robots_ = [r for r in PagingRobot.objects.filter(enabled=True) if set(r.roles) & set(roles)]
+        if not robots_:
+            logger.warning("incident %s: no enabled group robot takes roles %s; nobody was paged", incident.pk, roles)
+            return None
         link = ClaimLink.objects.create(nonce=secrets.token_hex(16), incident=incident, round=round_no)
         deliveries = PageDelivery.objects.bulk_create([
             PageDelivery(incident=incident, robot=robot, round=round_no, roles=roles, escalated=escalated,
-                         claim_nonce=link.nonce, next_attempt_at=now, created_at=now)
+                         claim_nonce=link.nonce, next_attempt_at=timezone.now(), created_at=now)
             for robot in robots_
         ])
         incident.page_round = round_no
@@ -209,9 +213,7 @@ def page_incident(incident_id, round_no=1, now=None):
         incident.save(update_fields=["page_round", "last_paged_at"])
         duty = on_duty(now)
         names = "、".join(f"{ROLE_LABELS[r]} {'/'.join(s.user.get_username() for s in duty[r]) or '—'}" for r in roles)
-        if not robots_:
-            text = _("未配置接收该事故的群机器人,无法通知值班人员(%(who)s)。") % {"who": names}
-        elif escalated:
+        if escalated:
             text = _("%(min)s 分钟无人响应,第 %(n)s 次通知并升级至值班经理:%(who)s") % {
                 "min": settings.PAGING_ACK_MINUTES, "n": round_no, "who": names}
         else:
@@ -219,8 +221,9 @@ def page_incident(incident_id, round_no=1, now=None):
         add_timeline_entry(incident=incident, kind=TimelineKind.PAGE, text=text, actor_label="paging",
                            data={"round": round_no, "roles": roles, "robots": [r.pk for r in robots_],
                                  "escalated": escalated}, at=now)
-        _audit(None, "incident_page", incident.pk, reason=f"round {round_no}",
-               detail={"round": round_no, "roles": roles, "robots": [r.pk for r in robots_], "escalated": escalated})
+        incident_audit(None, "incident_page", incident, reason=f"round {round_no}",
+                       detail={"round": round_no, "roles": roles, "robots": [r.pk for r in robots_],
+                               "escalated": escalated})
         for delivery in deliveries:
             enqueue(deliver_task, delivery.pk)
     return deliveries
@@ -337,6 +340,8 @@ def paging_tick(now=None):
                .values_list("pk", flat=True)[:200]):
         if attempt_delivery(pk, now=now) is not None:
             out["retried"] += 1
+    if not PagingRobot.objects.filter(enabled=True).exists():
+        return out
     base = Incident.objects.filter(status=Incident.Status.DETECTED, commander__isnull=True, severity__lte=2,
                                    is_drill=False)
     for pk in base.filter(page_round=0, detected_at__lte=now - timezone.timedelta(seconds=60)).values_list("pk", flat=True):

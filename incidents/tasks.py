@@ -37,14 +37,6 @@ def schedule_line_down_check(alert_id):
         transaction.on_commit(lambda: check_lines_down_task.apply_async(countdown=delay))
 
 
-@shared_task(name="incidents.page_incident")
-def page_incident_task(incident_id, round_no=1):
-    from .paging import page_incident
-
-    deliveries = page_incident(incident_id, round_no)
-    return None if deliveries is None else [d.pk for d in deliveries]
-
-
 @shared_task(name="incidents.deliver_page")
 def deliver_task(delivery_id):
     from .paging import attempt_delivery
