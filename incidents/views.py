@@ -149,7 +149,8 @@ def timeline_csv(request, pk):
 
     header = [_("时间"), _("类型"), _("内容"), _("操作人"), _("置顶"), _("数据")]
     rows = [[_local(e.at), e.get_kind_display(), e.text, e.who, int(e.pinned),
-             json.dumps(e.data, ensure_ascii=False, sort_keys=True)] for e in selectors.timeline(incident)]
+             json.dumps(e.data, ensure_ascii=False, sort_keys=True)]
+            for e in reversed(selectors.timeline(incident))]  # a record reads oldest first
     return csv_response(f"incident-{pk}-timeline.csv", header, rows, stream=False)
 
 
