@@ -310,3 +310,25 @@ def test_on_duty_page_for_every_role(client, operator, floor_assistant, roster, 
     assert "olivia_ops" in html and "tom_tech" in html and "添加值班" not in html  # sees, cannot edit
     client.force_login(outsider)
     assert client.get("/incidents/duty/").status_code == 403
+
+
+@pytest.mark.slow
+def test_embedded_default_delivers_in_process_and_its_ticker_escalates(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parent
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    env.update(SQLITE_PATH=str(tmp_path / "embedded.sqlite3"), PAGING_TICK_S="1", PAGING_ACK_MINUTES="1",
+               LOG_LEVEL="WARNING")
+    with RobotReceiver(secrets={"feishu": "feishu-secret"}) as receiver:
+        result = subprocess.run([sys.executable, str(here / "embedded_paging_run.py"), receiver.base], env=env,
+                                capture_output=True, text=True, timeout=120, cwd=here.parents[1])
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert json.loads(result.stdout.strip().splitlines()[-1]) == {"first": True, "second": True, "rounds": 2}
+        got = receiver.received
+    assert len(got) == 2 and all(r.signature_ok and not r.problems for r in got)
+    assert "升级" in got[1].body["card"]["header"]["title"]["content"]
