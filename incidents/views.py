@@ -532,15 +532,19 @@ def take(request, pk):
     """"我来处理" from the page or the open list: the user becomes the commander."""
     require_capability(request.user, "take_incident", what="take incident command")
     incident = get_object_or_404(Incident, pk=pk)
+    from_list = request.POST.get("from") == "list"
+    error = None
     try:
         services.take_command(incident=incident, actor=request.user, via="page")
     except ValidationError as exc:
-        if request.POST.get("from") == "list":
-            return _refuse(request, exc) or redirect("incidents:open_list")
-        return _refused(request, pk, exc, 400)
-    if request.POST.get("from") == "list":
-        if request.htmx:
-            return render(request, "incidents/open_list.html#list", _open_list_context(request))
+        if not from_list:
+            return _refused(request, pk, exc, 400)
+        error = exc.messages[0]
+    if from_list:
+        if request.htmx:  # the list again, with the refusal above it (a closed incident drops out)
+            return render(request, "incidents/open_list.html#list", {**_open_list_context(request), "error": error})
+        if error:
+            messages.error(request, error)
         return redirect("incidents:open_list")
     if request.htmx:
         return render(request, f"{PAGE}#header", {"incident": selectors.incident_for_page(pk)})

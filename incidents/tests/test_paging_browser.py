@@ -115,3 +115,42 @@ def test_technician_follows_the_pages_link_and_becomes_commander(daphne_server, 
             browser.close()
     incident = Incident.objects.get(pk=incident.pk)
     assert incident.commander == tech_support
+
+
+def test_manager_sets_up_the_roster_and_a_robot_and_sees_who_is_on_duty(daphne_server, manager, operator):
+    from playwright.sync_api import expect, sync_playwright
+
+    from incidents.models import DutyShift, PagingRobot
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900}, locale="zh-CN")
+            login(page, daphne_server, manager, "/incidents/duty/")
+            page.wait_for_url("**/incidents/duty/")
+            expect(page.locator("#on-duty-now dd[data-role=ops]")).to_contain_text("无人值班")
+            form = page.locator("#shift-form")
+            form.locator("select[name=role]").select_option("ops")
+            form.locator("select[name=user]").select_option(label=operator.username)
+            form.locator("input[name=starts]").fill("00:00")
+            form.locator("input[name=ends]").fill("00:00")  # around the clock
+            form.locator("input[name=mobile]").fill("13800000001")
+            form.get_by_role("button", name="添加值班").click()
+            expect(page.locator("#on-duty-now dd[data-role=ops]")).to_contain_text("olivia_ops")
+            new = page.locator("#robot-new")
+            new.locator("input[name=name]").fill("运营值班群")
+            new.locator("select[name=platform]").select_option("dingtalk")
+            new.locator("input[name=webhook_url]").fill("https://oapi.dingtalk.com/robot/send?access_token=tok-9f8e7d")
+            new.locator("input[name=secret]").fill("SEC-very-secret-4321")
+            new.get_by_role("button", name="添加群机器人").click()
+            saved = page.locator("form.robot[data-robot]")
+            expect(saved).to_have_count(1)
+            expect(saved.locator("input[name=webhook_url]")).to_have_attribute("placeholder", "https://oapi.dingtalk.com/••••8e7d")
+            expect(saved.locator("input[name=secret]")).to_have_attribute("placeholder", "••••4321")
+            assert "SEC-very-secret" not in page.content() and "tok-9f8e7d" not in page.content()
+            page.screenshot(path=str(ARTIFACTS / "paging-duty-roster.png"), full_page=True)
+        finally:
+            browser.close()
+    assert DutyShift.objects.get().user == operator
+    robot = PagingRobot.objects.get()
+    assert robot.secret == "SEC-very-secret-4321" and robot.platform == "dingtalk"

@@ -9,41 +9,11 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('incidents', '0009_step_action_switch_source'),
+        ('incidents', '0010_incident_commander_and_duplicates'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
-        migrations.AddField(
-            model_name='incident',
-            name='commander',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='指挥'),
-        ),
-        migrations.AddField(
-            model_name='incident',
-            name='commander_since',
-            field=models.DateTimeField(blank=True, null=True, verbose_name='接手时间'),
-        ),
-        migrations.AddField(
-            model_name='incident',
-            name='duplicate_of',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='duplicates', to='incidents.incident', verbose_name='重复于'),
-        ),
-        migrations.AddField(
-            model_name='incident',
-            name='last_paged_at',
-            field=models.DateTimeField(blank=True, null=True),
-        ),
-        migrations.AddField(
-            model_name='incident',
-            name='page_round',
-            field=models.PositiveSmallIntegerField(default=0),
-        ),
-        migrations.AlterField(
-            model_name='incidenttimelineentry',
-            name='kind',
-            field=models.CharField(choices=[('detection', '发现'), ('alert', '告警'), ('switch', '切换'), ('announcement', '公告'), ('host_cue', '主播提示'), ('control', '操作'), ('step', '预案步骤'), ('compensation', '补偿活动'), ('note', '备注'), ('milestone', '里程碑'), ('correction', '时间修正'), ('update', '变更'), ('page', '通知'), ('ownership', '指挥'), ('merge', '合并')], max_length=16, verbose_name='类型'),
-        ),
         migrations.CreateModel(
             name='ClaimLink',
             fields=[
