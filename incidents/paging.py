@@ -154,6 +154,21 @@ def save_robot(*, actor, robot=None, name, platform, webhook_url=None, secret=No
     return robot
 
 
+def send_test(*, actor, robot):
+    """A manager checks a robot: one test message now (not a page: no delivery rows, no retries)."""
+    require_capability(actor, "edit_paging_robots")
+    with translation.override(settings.LANGUAGE_CODE):
+        site = settings.SITE_URL
+        message = robots.Message(
+            title=_("【测试】直播中控台通知"), lines=[_("这是一条测试消息,收到说明群机器人配置正确。")],
+            link_label=_("值班与通知"), link_url=site + reverse("incidents:duty"),
+            claim_label=_("查看进行中的事故"), claim_url=site + reverse("incidents:open_list"), urgent=False)
+    result = robots.send(robot.platform, robot.webhook_url, robot.secret, message, settings.PAGING_HTTP_TIMEOUT_S)
+    _audit(actor, "paging_robot_test", robot.pk, detail={"ok": result.ok, "http_status": result.http_status,
+                                                         "error": result.error[:200]})
+    return result
+
+
 # --- Pages ------------------------------------------------------------------------------------
 
 def claim_token(link):

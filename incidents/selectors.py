@@ -14,7 +14,7 @@ ROLE_ORDER = [r for r, _ in StepRole.choices]
 
 
 def incident_for_page(incident_id):
-    return (Incident.objects.select_related("room", "incident_type", "owner", "runbook", "created_by")
+    return (Incident.objects.select_related("room", "incident_type", "owner", "runbook", "created_by", "commander")
             .filter(pk=incident_id).first())
 
 

@@ -14,6 +14,7 @@ urlpatterns = [
     path("duty/shifts/<int:shift_id>/remove", views.duty_remove, name="duty_remove"),
     path("duty/robots", views.robot_save, name="robot_add"),
     path("duty/robots/<int:robot_id>", views.robot_save, name="robot_save"),
+    path("duty/robots/<int:robot_id>/test", views.robot_test, name="robot_test"),
     path("claim/<str:token>/", views.claim, name="claim"),
     path("declare", views.declare, name="declare"),
     path("analytics/", views.analytics_page, name="analytics"),

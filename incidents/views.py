@@ -686,3 +686,17 @@ def robot_save(request, robot_id=None):
     except paging.PagingError as exc:
         messages.error(request, str(exc))
     return redirect("incidents:duty")
+
+
+@require_POST
+@login_required
+def robot_test(request, robot_id):
+    require_capability(request.user, "edit_paging_robots", what="test paging robot")
+    robot = get_object_or_404(PagingRobot, pk=robot_id)
+    result = paging.send_test(actor=request.user, robot=robot)
+    if result.ok:
+        messages.success(request, _("「%(name)s」测试消息已送达。") % {"name": robot.name})
+    else:
+        messages.error(request, _("「%(name)s」测试失败:%(err)s %(answer)s") % {
+            "name": robot.name, "err": result.error, "answer": result.response[:200]})
+    return redirect("incidents:duty")

@@ -332,3 +332,16 @@ def test_embedded_default_delivers_in_process_and_its_ticker_escalates(tmp_path)
         got = receiver.received
     assert len(got) == 2 and all(r.signature_ok and not r.problems for r in got)
     assert "升级" in got[1].body["card"]["header"]["title"]["content"]
+
+
+def test_manager_sends_a_test_message_to_a_robot(client, manager, robots_, receiver):
+    client.force_login(manager)
+    response = client.post(f"/incidents/duty/robots/{robots_['feishu'].pk}/test", follow=True)
+    assert "测试消息已送达" in response.content.decode()
+    [got] = receiver.wait_for(1)
+    assert got.platform == "feishu" and got.signature_ok and not got.problems
+    assert "测试" in got.body["card"]["header"]["title"]["content"]
+    receiver.planned = [500]
+    response = client.post(f"/incidents/duty/robots/{robots_['wecom'].pk}/test", follow=True)
+    assert "测试失败" in response.content.decode() and "HTTP 500" in response.content.decode()
+    assert ControlAction.objects.filter(action="paging_robot_test").count() == 2
