@@ -137,7 +137,9 @@ def send(platform, url, secret, message, timeout_s):
         except OSError:
             text = ""
         error = f"HTTP {exc.code}"
-    except (urllib.error.URLError, OSError, ValueError) as exc:
+    except ValueError:
+        error = "invalid webhook URL"  # its message would quote the URL, which carries the key
+    except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         error = f"{type(exc).__name__}: {reason}"[:300]
     duration_ms = int((time.monotonic() - started) * 1000)

@@ -522,6 +522,7 @@ def _open_list_context(request):
 @login_required
 def open_list(request):
     require_capability(request.user, "view_incidents", what="open incidents")
+    paging.ensure_local_ticker()
     template = "incidents/open_list.html#list" if request.htmx else "incidents/open_list.html"
     return render(request, template, _open_list_context(request))
 
