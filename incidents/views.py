@@ -610,7 +610,8 @@ def timeline_part(request, pk):
 def _duty_context(request):
     from django.contrib.auth import get_user_model
 
-    ctx = {"ack_minutes": settings.PAGING_ACK_MINUTES, "on_duty": [(role, ROLE_LABELS[role], shifts) for role, shifts in paging.on_duty().items()],
+    ctx = {"ack_minutes": settings.PAGING_ACK_MINUTES, "no_robots": not PagingRobot.objects.filter(enabled=True).exists(),
+           "on_duty": [(role, ROLE_LABELS[role], shifts) for role, shifts in paging.on_duty().items()],
            "now": timezone.now(), "can_edit_roster": can(request.user, "edit_duty_roster"),
            "can_edit_robots": can(request.user, "edit_paging_robots"), "roles": list(ROLE_LABELS.items()),
            "weekdays": [(d, WEEKDAY_LABELS[d]) for d in WEEKDAYS]}

@@ -308,6 +308,7 @@ def test_on_duty_page_for_every_role(client, operator, floor_assistant, roster, 
     client.force_login(floor_assistant)
     html = client.get("/incidents/duty/").content.decode()
     assert "olivia_ops" in html and "tom_tech" in html and "添加值班" not in html  # sees, cannot edit
+    assert 'data-testid="no-robots"' in html  # and is told that nobody would be paged
     client.force_login(outsider)
     assert client.get("/incidents/duty/").status_code == 403
 
