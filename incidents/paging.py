@@ -22,9 +22,9 @@ from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
-from controlroom.roles import MANAGER, OPS, ROLE_LABELS, TECH_SUPPORT, FLOOR_CONTROL, require_capability
+from controlroom.roles import FLOOR_CONTROL, MANAGER, OPS, ROLE_LABELS, TECH_SUPPORT, require_capability
 
-from . import events, robots
+from . import robots
 from .models import (
     ClaimLink,
     DeliveryLog,
@@ -227,12 +227,14 @@ def page_incident(incident_id, round_no=1, now=None):
         incident.last_paged_at = now
         incident.save(update_fields=["page_round", "last_paged_at"])
         duty = on_duty(now)
-        names = "、".join(f"{ROLE_LABELS[r]} {'/'.join(s.user.get_username() for s in duty[r]) or '—'}" for r in roles)
-        if escalated:
-            text = _("%(min)s 分钟无人响应,第 %(n)s 次通知并升级至值班经理:%(who)s") % {
-                "min": settings.PAGING_ACK_MINUTES, "n": round_no, "who": names}
-        else:
-            text = _("已通知值班人员:%(who)s(%(k)s 个群机器人)") % {"who": names, "k": len(robots_)}
+        with translation.override(settings.LANGUAGE_CODE):  # stored text: the site's language
+            names = "、".join(f"{ROLE_LABELS[r]} {'/'.join(s.user.get_username() for s in duty[r]) or '—'}"
+                             for r in roles)
+            if escalated:
+                text = _("%(min)s 分钟无人响应,第 %(n)s 次通知并升级至值班经理:%(who)s") % {
+                    "min": settings.PAGING_ACK_MINUTES, "n": round_no, "who": names}
+            else:
+                text = _("已通知值班人员:%(who)s(%(k)s 个群机器人)") % {"who": names, "k": len(robots_)}
         add_timeline_entry(incident=incident, kind=TimelineKind.PAGE, text=text, actor_label="paging",
                            data={"round": round_no, "roles": roles, "robots": [r.pk for r in robots_],
                                  "escalated": escalated}, at=now)
@@ -295,6 +297,8 @@ def attempt_delivery(delivery_id, now=None):
     attempt = delivery.attempts + 1
     if robot is None:
         result = robots.Result(ok=False, http_status=None, response="", error="robot removed", duration_ms=0)
+    elif not delivery.incident.is_open:  # closed meanwhile: a late page would only be noise
+        result = robots.Result(ok=False, http_status=None, response="", error="incident closed", duration_ms=0)
     else:
         message = _message(delivery, delivery.incident, on_duty(now))
         result = robots.send(robot.platform, robot.webhook_url, robot.secret, message, settings.PAGING_HTTP_TIMEOUT_S)
@@ -306,17 +310,18 @@ def attempt_delivery(delivery_id, now=None):
         fields = {"attempts": attempt}
         if result.ok:
             fields.update(status=PageDelivery.Status.SENT, sent_at=done_at, next_attempt_at=None)
-        elif attempt >= settings.PAGING_MAX_ATTEMPTS or robot is None:
+        elif attempt >= settings.PAGING_MAX_ATTEMPTS or robot is None or not delivery.incident.is_open:
             fields.update(status=PageDelivery.Status.FAILED, next_attempt_at=None)
         else:
             fields.update(next_attempt_at=done_at + timezone.timedelta(seconds=backoff_s(attempt)))
         PageDelivery.objects.filter(pk=delivery.pk).update(**fields)
-        if fields.get("status") == PageDelivery.Status.FAILED:
+        if fields.get("status") == PageDelivery.Status.FAILED and delivery.incident.is_open:
             from .services import add_timeline_entry
 
-            add_timeline_entry(incident=delivery.incident, kind=TimelineKind.PAGE, actor_label="paging",
-                               text=_("通知「%(robot)s」失败(已尝试 %(n)s 次):%(err)s") % {
-                                   "robot": robot.name if robot else "—", "n": attempt, "err": result.error},
+            with translation.override(settings.LANGUAGE_CODE):  # stored text: the site's language
+                text = _("通知「%(robot)s」失败(已尝试 %(n)s 次):%(err)s") % {
+                    "robot": robot.name if robot else "—", "n": attempt, "err": result.error}
+            add_timeline_entry(incident=delivery.incident, kind=TimelineKind.PAGE, actor_label="paging", text=text,
                                data={"delivery": delivery.pk, "failed": True})
     if not result.ok and "next_attempt_at" in fields and fields["next_attempt_at"] is not None:
         schedule_retry(delivery.pk, backoff_s(attempt))

@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from incidents import paging, services
-from incidents.models import ClaimLink, DeliveryLog, DutyShift, Incident, PageDelivery, PagingRobot, TimelineKind
+from incidents.models import ClaimLink, DeliveryLog, PageDelivery, TimelineKind
 from streams.models import ControlAction
 
 from .robot_receiver import RobotReceiver
@@ -346,3 +346,14 @@ def test_manager_sends_a_test_message_to_a_robot(client, manager, robots_, recei
     response = client.post(f"/incidents/duty/robots/{robots_['wecom'].pk}/test", follow=True)
     assert "测试失败" in response.content.decode() and "HTTP 500" in response.content.decode()
     assert ControlAction.objects.filter(action="paging_robot_test").count() == 2
+
+
+def test_a_retry_for_an_incident_closed_meanwhile_is_not_sent(room, roster, robots_, receiver, deliver_inline,
+                                                              operator, django_capture_on_commit_callbacks):
+    receiver.planned = [500, 500]
+    incident = open_sev2(room, django_capture_on_commit_callbacks)
+    receiver.wait_for(2)
+    services.transition(incident=incident, to="cancelled", actor=operator, reason="误报")
+    paging.paging_tick(now=timezone.now() + timedelta(hours=1))
+    assert len(receiver.received) == 2  # nothing more went out
+    assert set(PageDelivery.objects.filter(incident=incident).values_list("status", flat=True)) == {"failed"}
