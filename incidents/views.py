@@ -626,8 +626,8 @@ def _duty_context(request):
     return ctx
 
 
-WEEKDAY_LABELS = {"1": _lazy("一"), "2": _lazy("二"), "3": _lazy("三"), "4": _lazy("四"), "5": _lazy("五"),
-                  "6": _lazy("六"), "7": _lazy("日")}
+WEEKDAY_LABELS = {"1": _lazy("周一"), "2": _lazy("周二"), "3": _lazy("周三"), "4": _lazy("周四"), "5": _lazy("周五"),
+                  "6": _lazy("周六"), "7": _lazy("周日")}
 
 
 @login_required
