@@ -24,6 +24,7 @@ venv: $(VENV)/.installed
 run: venv
 	$(PY) manage.py migrate --noinput -v0
 	$(PY) manage.py seed_demo
+	$(PY) manage.py seed_demo_duty
 	HOST=$(HOST) PORT=$(PORT) PY=$(PY) bash scripts/run.sh
 
 # Everything the tests need, then the whole suite against real PostgreSQL and Redis.

@@ -38,6 +38,13 @@ CAPABILITIES = {
     "acknowledge_alert": ON_DUTY,
     "acknowledge_room_alerts": ON_DUTY,
     "edit_push_destinations": (OPS, TECH_SUPPORT),  # where the program goes: platform URLs and stream keys
+    # Incidents: everyone on duty sees open ones, takes command ("我来处理") and declares duplicates.
+    "view_incidents": ON_DUTY,
+    "take_incident": ON_DUTY,
+    "merge_incidents": ON_DUTY,
+    "view_duty_roster": ON_DUTY,
+    "edit_duty_roster": (MANAGER,),  # who is on duty, per role and shift
+    "edit_paging_robots": (MANAGER,),  # group-robot webhooks and their secrets; delivery log
 }
 
 

@@ -195,6 +195,20 @@ else:
         }
     }
 
+# --- Paging (incidents/paging.py): SEV1/SEV2 incidents page the on-duty roles' group robots -------
+# Not acknowledged within this many minutes: sent again and escalated to the manager on duty.
+PAGING_ACK_MINUTES = env_int("PAGING_ACK_MINUTES", 5, 1, 24 * 60)
+PAGING_MAX_ROUNDS = env_int("PAGING_MAX_ROUNDS", 4, 1, 100)  # pages per incident at most (first + re-sends)
+PAGING_TICK_S = env_int("PAGING_TICK_S", 15, 1, 3600)  # how often due retries and escalations are looked for
+PAGING_HTTP_TIMEOUT_S = env_int("PAGING_HTTP_TIMEOUT_S", 5, 1, 60)  # per webhook request
+PAGING_MAX_ATTEMPTS = env_int("PAGING_MAX_ATTEMPTS", 4, 1, 20)  # per robot and page
+PAGING_RETRY_BASE_S = env_int("PAGING_RETRY_BASE_S", 5, 0, 3600)  # backoff: base, 2 x base, 4 x base ...
+PAGING_CLAIM_LINK_HOURS = env_int("PAGING_CLAIM_LINK_HOURS", 12, 1, 7 * 24)  # "I'm on it" links expire
+# The address people open from a chat app: links in pages are absolute.
+SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000").strip().rstrip("/")
+if urlparse(SITE_URL).scheme not in ("http", "https") or not urlparse(SITE_URL).netloc:
+    raise ImproperlyConfigured(f"SITE_URL={SITE_URL!r} must be an absolute http(s) address, e.g. https://ops.example.com.")
+
 # Celery: real workers on Redis; on the embedded default tasks run in-process
 # (eager) so the same service code runs without a broker.
 CELERY_BROKER_URL = REDIS_URL or "memory://"
@@ -210,6 +224,8 @@ CELERY_TIMEZONE = "Asia/Shanghai"
 # no alert arrives. Stuck issuance batches are swept by every worker itself (compensation.tasks).
 CELERY_BEAT_SCHEDULE = {
     "incidents-check-lines-down": {"task": "incidents.check_lines_down", "schedule": 30.0},
+    # Paging: due delivery retries and SEV1/SEV2 pages nobody acknowledged (embedded: a thread does it).
+    "incidents-paging-tick": {"task": "incidents.paging_tick", "schedule": float(PAGING_TICK_S)},
 }
 
 # --- Auth ----------------------------------------------------------------------

@@ -74,6 +74,16 @@ class Incident(models.Model):
     first_announcement_at = models.DateTimeField(_("首次公告时间"), null=True, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+")
+    # Who runs the response ("我来处理"); set from the page or a page's link, always on the timeline.
+    commander = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("指挥"), null=True, blank=True,
+                                  on_delete=models.SET_NULL, related_name="+")
+    commander_since = models.DateTimeField(_("接手时间"), null=True, blank=True)
+    # A duplicate is closed into another incident; it keeps its rows (PROTECT: the pair cannot be deleted).
+    duplicate_of = models.ForeignKey("self", verbose_name=_("重复于"), null=True, blank=True,
+                                     on_delete=models.PROTECT, related_name="duplicates")
+    # Paging: how many rounds were sent and when the last one was (escalation reads these).
+    page_round = models.PositiveSmallIntegerField(default=0)
+    last_paged_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-detected_at"]
@@ -104,6 +114,16 @@ class Incident(models.Model):
     @property
     def is_open(self):
         return self.status in ("detected", "acknowledged", "mitigated")
+
+    @property
+    def pages_people(self):
+        """SEV1 and SEV2 page the on-duty roles; drills never do."""
+        return self.severity <= Severity.SEV2 and not self.is_drill
+
+    @property
+    def is_taken(self):
+        """Someone has answered: a commander, or the incident moved past detected."""
+        return self.commander_id is not None or self.status != Incident.Status.DETECTED
 
     def allowed_transitions(self):
         return TRANSITIONS[self.status]
@@ -260,6 +280,13 @@ class TimelineKind(models.TextChoices):
     MILESTONE = "milestone", _("里程碑")
     CORRECTION = "correction", _("时间修正")
     UPDATE = "update", _("变更")
+    PAGE = "page", _("通知")
+    OWNERSHIP = "ownership", _("指挥")
+    MERGE = "merge", _("合并")
+
+
+# Kinds that are noise when no person wrote them (health, auto switches, the media worker's controls).
+NOISE_KINDS = (TimelineKind.ALERT, TimelineKind.SWITCH, TimelineKind.CONTROL)
 
 
 class IncidentTimelineEntry(AppendOnlyModel):
@@ -289,6 +316,13 @@ class IncidentTimelineEntry(AppendOnlyModel):
     @property
     def who(self):
         return self.actor.get_username() if self.actor_id else (self.actor_label or "system")
+
+    @property
+    def is_noise(self):
+        """System chatter people can hide: alerts, automatic switches and controls, repeated detections."""
+        if self.actor_id is not None:
+            return False
+        return self.kind in NOISE_KINDS or bool((self.data or {}).get("repeat"))
 
 
 class IncidentReview(models.Model):
@@ -369,3 +403,145 @@ class IncidentFact(models.Model):
         indexes = [models.Index(fields=["counted", "detected_at"], name="incident_fact_window")]
         verbose_name = _("事故分析行")
         verbose_name_plural = _("事故分析行")
+
+
+# --- Paging: duty roster, group robots, deliveries -------------------------------------------------
+
+WEEKDAYS = "1234567"  # ISO weekdays, Monday = 1
+
+
+class DutyShift(models.Model):
+    """Someone on duty for a role on some weekdays between two Beijing times.
+
+    `ends` at or before `starts` crosses midnight: the shift belongs to the weekday it starts on
+    (Friday 22:00-02:00 covers Saturday 01:00). starts == ends is a 24-hour shift.
+    """
+
+    role = models.CharField(_("角色"), max_length=20)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("值班人"), on_delete=models.CASCADE,
+                             related_name="duty_shifts")
+    weekdays = models.CharField(_("星期"), max_length=7, default=WEEKDAYS)
+    starts = models.TimeField(_("开始"))
+    ends = models.TimeField(_("结束"))
+    # Mentioned in group-robot messages where the platform can (@手机号 on DingTalk).
+    mobile = models.CharField(_("手机号"), max_length=20, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["role", "starts", "id"]
+        verbose_name = _("值班")
+        verbose_name_plural = _("值班表")
+
+    def covers(self, local_dt):
+        """Is this shift on at `local_dt` (an Asia/Shanghai wall-clock datetime)?"""
+        t = local_dt.time().replace(tzinfo=None)
+        today = str(local_dt.isoweekday())
+        yesterday = str((local_dt - timezone.timedelta(days=1)).isoweekday())
+        if self.starts == self.ends:
+            return today in self.weekdays
+        if self.starts < self.ends:
+            return today in self.weekdays and self.starts <= t < self.ends
+        return (today in self.weekdays and t >= self.starts) or (yesterday in self.weekdays and t < self.ends)
+
+
+class PagingRobot(models.Model):
+    """A chat group's robot that receives pages for some roles. The URL (WeCom's carries its key) and
+    the signing secret are credentials: shown masked once saved, never logged."""
+
+    class Platform(models.TextChoices):
+        WECOM = "wecom", _("企业微信群机器人")
+        DINGTALK = "dingtalk", _("钉钉自定义机器人")
+        FEISHU = "feishu", _("飞书自定义机器人")
+
+    name = models.CharField(_("名称"), max_length=60)
+    platform = models.CharField(_("平台"), max_length=12, choices=Platform.choices)
+    webhook_url = models.CharField(_("Webhook 地址"), max_length=500)
+    secret = models.CharField(_("签名密钥"), max_length=200, blank=True)
+    roles = models.JSONField(_("接收角色"), default=list)
+    enabled = models.BooleanField(_("启用"), default=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+
+    class Meta:
+        ordering = ["name", "id"]
+        verbose_name = _("群机器人")
+        verbose_name_plural = _("群机器人")
+
+    def __str__(self):
+        return self.name
+
+    @staticmethod
+    def mask(value):
+        if not value:
+            return ""
+        return "••••" + value[-4:] if len(value) > 8 else "••••"
+
+    @property
+    def masked_url(self):
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(self.webhook_url)
+        return f"{parts.scheme}://{parts.netloc}/••••{self.webhook_url[-4:]}"
+
+    @property
+    def masked_secret(self):
+        return self.mask(self.secret)
+
+
+class PageDelivery(models.Model):
+    """One page (a round of an incident) to one robot; retried with backoff until sent or out of attempts."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("待发送")
+        SENT = "sent", _("已送达")
+        FAILED = "failed", _("发送失败")
+
+    incident = models.ForeignKey(Incident, related_name="page_deliveries", on_delete=models.CASCADE)
+    robot = models.ForeignKey(PagingRobot, related_name="deliveries", null=True, on_delete=models.SET_NULL)
+    round = models.PositiveSmallIntegerField(default=1)
+    roles = models.JSONField(default=list)
+    escalated = models.BooleanField(default=False)
+    claim_nonce = models.CharField(max_length=32)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["status", "next_attempt_at"])]
+        constraints = [models.UniqueConstraint(fields=["incident", "round", "robot"], name="one_delivery_per_round_robot")]
+        verbose_name = _("通知")
+        verbose_name_plural = _("通知")
+
+
+class DeliveryLog(AppendOnlyModel):
+    """One attempt to deliver a page: what the platform answered (never the URL or the secret)."""
+
+    delivery = models.ForeignKey(PageDelivery, related_name="log", on_delete=models.CASCADE)
+    attempt = models.PositiveSmallIntegerField()
+    at = models.DateTimeField(default=timezone.now)
+    ok = models.BooleanField(default=False)
+    http_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response = models.CharField(max_length=1000, blank=True)
+    error = models.CharField(max_length=300, blank=True)
+    duration_ms = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        verbose_name = _("通知投递记录")
+        verbose_name_plural = _("通知投递记录")
+
+
+class ClaimLink(models.Model):
+    """The single-use "我来处理" link of one page round (the signed token carries `nonce`)."""
+
+    nonce = models.CharField(max_length=32, unique=True)
+    incident = models.ForeignKey(Incident, related_name="claim_links", on_delete=models.CASCADE)
+    round = models.PositiveSmallIntegerField(default=1)
+    created_at = models.DateTimeField(default=timezone.now)
+    used_at = models.DateTimeField(null=True, blank=True)
+    used_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                related_name="+")

@@ -14,12 +14,20 @@ ROLE_ORDER = [r for r, _ in StepRole.choices]
 
 
 def incident_for_page(incident_id):
-    return (Incident.objects.select_related("room", "incident_type", "owner", "runbook", "created_by")
+    return (Incident.objects.select_related("room", "incident_type", "owner", "runbook", "created_by", "commander")
             .filter(pk=incident_id).first())
 
 
-def timeline(incident):
-    return list(incident.timeline.select_related("actor").order_by("at", "id"))
+def timeline(incident, hide_noise=False):
+    """Newest first, with the entries of incidents merged into this one as duplicates.
+
+    hide_noise drops system chatter (alerts, automatic switches and controls, repeated detections)."""
+    from .models import IncidentTimelineEntry
+
+    entries = (IncidentTimelineEntry.objects.filter(Q(incident=incident) | Q(incident__duplicate_of=incident))
+               .select_related("actor").order_by("-at", "-id"))
+    # One incident's timeline is small; the rule lives on the model (is_noise), not in a second SQL copy.
+    return [e for e in entries if not e.is_noise] if hide_noise else list(entries)
 
 
 def checklists(incident, roles=None):

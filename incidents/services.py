@@ -135,6 +135,10 @@ def open_incident(*, room, incident_type, actor, severity=None, title="", is_dri
                detail={"type": incident_type.slug, "severity": incident.severity, "drill": is_drill})
         incident.deduplicated = False
         events.push_incident_on_commit(incident.pk, new=True)
+        if incident.pages_people:
+            from . import paging
+
+            transaction.on_commit(lambda: paging.page_on_commit(incident.pk))
     return incident
 
 
@@ -323,7 +327,100 @@ def set_severity_and_owner(*, incident, actor, severity=None, owner=None, reason
                            actor=actor, text=text, data={**changes, "reason": (reason or "").strip()})
         _audit(actor, "incident_update", incident, reason=(reason or "").strip(), detail=changes)
         events.push_incident_on_commit(incident.pk, parts=("header", "timeline"))
+        if "severity" in changes and incident.is_open and incident.pages_people and incident.page_round == 0:
+            from . import paging
+
+            incident_id = incident.pk
+            transaction.on_commit(lambda: paging.page_on_commit(incident_id))  # raised to SEV1/SEV2: page now
     return incident
+
+
+# --- Ownership: commander, duplicates ---------------------------------------------------------------
+
+def take_command(*, incident, actor, via="page", link=None):
+    """"我来处理": the actor becomes the incident's commander (and owner if it has none); a detected
+    incident is acknowledged by them. From a page's link, the link is used up (single use).
+
+    Returns the incident. Refuses closed incidents and used links with an IncidentRuleError.
+    """
+    from controlroom.roles import require_capability
+
+    from .models import ClaimLink
+
+    require_capability(actor, "take_incident")
+    with transaction.atomic():
+        incident = _locked(incident)
+        if link is not None:
+            used = ClaimLink.objects.filter(pk=link.pk, incident=incident, used_at__isnull=True).update(
+                used_at=timezone.now(), used_by=actor)
+            if not used:
+                link.refresh_from_db()
+                raise IncidentRuleError(_("该链接已被 %(who)s 使用过。") % {
+                    "who": link.used_by.get_username() if link.used_by_id else "—"})
+        if not incident.is_open:
+            raise IncidentRuleError(_("事故已「%(s)s」,无需再接手。") % {"s": incident.get_status_display()})
+        if incident.commander_id == actor.pk:
+            return incident
+        previous = incident.commander.get_username() if incident.commander_id else None
+        incident.commander = actor
+        incident.commander_since = timezone.now()
+        fields = ["commander", "commander_since"]
+        if incident.owner_id is None:
+            incident.owner = actor
+            fields.append("owner")
+        incident.save(update_fields=fields)
+        if previous:
+            text = _("指挥:%(old)s → %(new)s") % {"old": previous, "new": actor.get_username()}
+        else:
+            text = _("%(who)s 接手指挥(我来处理)") % {"who": actor.get_username()}
+        add_timeline_entry(incident=incident, kind=TimelineKind.OWNERSHIP, actor=actor, text=text,
+                           data={"via": via, "previous": previous, "round": link.round if link else None})
+        _audit(actor, "incident_take_command", incident, reason=via, detail={"previous": previous})
+        if incident.status == Incident.Status.DETECTED:
+            incident = transition(incident=incident, to=Incident.Status.ACKNOWLEDGED, actor=actor)
+        events.push_incident_on_commit(incident.pk, parts=("header", "timeline"))
+    return incident
+
+
+def merge_duplicate(*, duplicate, into, actor, reason=""):
+    """Mark `duplicate` as a duplicate of `into`: it is cancelled with a pointer to `into`, its timeline
+    (alerts included) shows in `into`'s, and both timelines say so. Nothing is deleted."""
+    from controlroom.roles import require_capability
+
+    require_capability(actor, "merge_incidents")
+    if duplicate.pk == into.pk:
+        raise IncidentRuleError(_("不能把事故标记为自己的重复。"))
+    with transaction.atomic():
+        first, second = sorted([duplicate.pk, into.pk])
+        locked = {i.pk: i for i in Incident.objects.select_for_update().select_related("room", "incident_type")
+                  .filter(pk__in=[first, second]).order_by("pk")}
+        duplicate, into = locked[duplicate.pk], locked[into.pk]
+        while into.duplicate_of_id is not None:  # merging into a duplicate means into what it was merged into
+            into = Incident.objects.select_for_update().select_related("room", "incident_type").get(pk=into.duplicate_of_id)
+            if into.pk == duplicate.pk:
+                raise IncidentRuleError(_("这两个事故已经互相关联。"))
+        if not duplicate.is_open:
+            raise IncidentRuleError(_("只能合并未结束的事故(#%(id)s 已「%(s)s」)。") % {
+                "id": duplicate.pk, "s": duplicate.get_status_display()})
+        if into.status == Incident.Status.CANCELLED:
+            raise IncidentRuleError(_("不能并入已取消的事故。"))
+        reason = (reason or "").strip()[:200]
+        duplicate.duplicate_of = into
+        duplicate.save(update_fields=["duplicate_of"])
+        Incident.objects.filter(duplicate_of=duplicate).update(duplicate_of=into)  # keep one level
+        transition(incident=duplicate, to=Incident.Status.CANCELLED, actor=actor,
+                   reason=_("重复事故,并入 #%(id)s") % {"id": into.pk})
+        add_timeline_entry(incident=duplicate, kind=TimelineKind.MERGE, actor=actor,
+                           text=_("标记为 #%(id)s 的重复事故%(why)s") % {
+                               "id": into.pk, "why": f"({reason})" if reason else ""},
+                           data={"into": into.pk, "url": into.get_absolute_url(), "reason": reason})
+        add_timeline_entry(incident=into, kind=TimelineKind.MERGE, actor=actor,
+                           text=_("并入重复事故 #%(id)s %(title)s%(why)s") % {
+                               "id": duplicate.pk, "title": duplicate.title, "why": f"({reason})" if reason else ""},
+                           data={"duplicate": duplicate.pk, "url": duplicate.get_absolute_url(), "reason": reason})
+        _audit(actor, "incident_merge_duplicate", duplicate, reason=reason, detail={"into": into.pk})
+        events.push_incident_on_commit(into.pk, parts=("header", "timeline"))
+    return into
 
 
 def correct_milestone(*, incident, milestone, value, reason, actor):

@@ -35,3 +35,18 @@ def schedule_line_down_check(alert_id):
         transaction.on_commit(start)
     else:
         transaction.on_commit(lambda: check_lines_down_task.apply_async(countdown=delay))
+
+
+@shared_task(name="incidents.deliver_page")
+def deliver_task(delivery_id):
+    from .paging import attempt_delivery
+
+    log = attempt_delivery(delivery_id)
+    return None if log is None else log.ok
+
+
+@shared_task(name="incidents.paging_tick")
+def paging_tick_task():
+    from .paging import paging_tick
+
+    return paging_tick()

@@ -2,6 +2,7 @@
 
 from datetime import datetime
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import BadRequest, PermissionDenied, ValidationError
@@ -12,15 +13,17 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.core import signing
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
 from django.views.decorators.http import require_POST
 
 from controlroom.csv_export import csv_response
-from controlroom.roles import MANAGER, ON_DUTY, require_role, roles_of
+from controlroom.roles import MANAGER, ON_DUTY, ROLE_LABELS, can, require_capability, require_role, roles_of
 from streams.demo import DEMO_ROOMS
 from streams.models import LiveRoom
 
-from . import analytics, charts, selectors, services
+from . import analytics, charts, paging, selectors, services
 from .forms import (
     ActionItemFormSet,
     DeclareIncidentForm,
@@ -29,7 +32,18 @@ from .forms import (
     ReviewForm,
     RunbookStepFormSet,
 )
-from .models import Incident, IncidentStep, IncidentTimelineEntry, IncidentType, Severity, StepAction
+from .models import (
+    WEEKDAYS,
+    ClaimLink,
+    DutyShift,
+    Incident,
+    IncidentStep,
+    IncidentTimelineEntry,
+    IncidentType,
+    PagingRobot,
+    Severity,
+    StepAction,
+)
 
 PAGE = "incidents/detail.html"
 
@@ -105,10 +119,12 @@ def library_csv(request):
 
 def _incident_context(request, incident):
     held = roles_of(request.user)
+    quiet = request.GET.get("quiet") == "1"
     checklists = selectors.checklists(incident)
     mine = [c for c in checklists if c["role"] in held or MANAGER in held]
     return {
-        "incident": incident, "timeline": selectors.timeline(incident), "checklists": checklists,
+        "incident": incident, "timeline": selectors.timeline(incident, hide_noise=quiet), "quiet": quiet,
+        "checklists": checklists, "merge_candidates": paging.merge_candidates(incident) if incident.is_open else [],
         "my_checklists": mine, "can_act": True, "is_manager": MANAGER in held,
         "correction_form": MilestoneCorrectionForm(), "severities": Severity.choices,
         "review": getattr(incident, "review", None) if hasattr(incident, "review") else None,
@@ -118,7 +134,7 @@ def _incident_context(request, incident):
 
 @login_required
 def detail(request, pk):
-    require_role(request.user, *ON_DUTY, what="view incident")
+    require_capability(request.user, "view_incidents", what="view incident")
     incident = selectors.incident_for_page(pk)
     if incident is None:
         raise Http404
@@ -133,7 +149,8 @@ def timeline_csv(request, pk):
 
     header = [_("时间"), _("类型"), _("内容"), _("操作人"), _("置顶"), _("数据")]
     rows = [[_local(e.at), e.get_kind_display(), e.text, e.who, int(e.pinned),
-             json.dumps(e.data, ensure_ascii=False, sort_keys=True)] for e in selectors.timeline(incident)]
+             json.dumps(e.data, ensure_ascii=False, sort_keys=True)]
+            for e in reversed(selectors.timeline(incident))]  # a record reads oldest first
     return csv_response(f"incident-{pk}-timeline.csv", header, rows, stream=False)
 
 
@@ -494,3 +511,194 @@ def analytics_csv(request):
     rows = [[section, key, metric, "" if value is None else value]
             for section, key, metric, value in charts.flat_rows(view)]
     return csv_response("incident-analytics.csv", ["section", "key", "metric", "value"], rows, stream=False)
+
+
+# --- Open incidents, ownership, duplicates (everyone on duty) --------------------------------------
+
+def _open_list_context(request):
+    return {"incidents": paging.open_incidents(), "me": request.user}
+
+
+@login_required
+def open_list(request):
+    require_capability(request.user, "view_incidents", what="open incidents")
+    paging.ensure_local_ticker()
+    template = "incidents/open_list.html#list" if request.htmx else "incidents/open_list.html"
+    return render(request, template, _open_list_context(request))
+
+
+@require_POST
+@login_required
+def take(request, pk):
+    """"我来处理" from the page or the open list: the user becomes the commander."""
+    require_capability(request.user, "take_incident", what="take incident command")
+    incident = get_object_or_404(Incident, pk=pk)
+    from_list = request.POST.get("from") == "list"
+    error = None
+    try:
+        services.take_command(incident=incident, actor=request.user, via="page")
+    except ValidationError as exc:
+        if not from_list:
+            return _refused(request, pk, exc, 400)
+        error = exc.messages[0]
+    if from_list:
+        if request.htmx:  # the list again, with the refusal above it (a closed incident drops out)
+            return render(request, "incidents/open_list.html#list", {**_open_list_context(request), "error": error})
+        if error:
+            messages.error(request, error)
+        return redirect("incidents:open_list")
+    if request.htmx:
+        return render(request, f"{PAGE}#header", {"incident": selectors.incident_for_page(pk)})
+    return redirect("incidents:detail", pk=pk)
+
+
+@login_required
+def claim(request, token):
+    """The "我来处理" link of a page (signed, expiring, single use): after login, take command."""
+    require_capability(request.user, "take_incident", what="claim incident from a page")
+    try:
+        link = paging.read_claim_token(token)
+    except signing.SignatureExpired:
+        return render(request, "incidents/claim_failed.html",
+                      {"message": _("链接已过期,请打开事故页面接手。")}, status=410)
+    except (signing.BadSignature, ClaimLink.DoesNotExist):
+        return render(request, "incidents/claim_failed.html", {"message": _("链接无效。")}, status=404)
+    try:
+        services.take_command(incident=link.incident, actor=request.user, via="link", link=link)
+        messages.success(request, _("你已接手该事故的指挥。"))
+    except ValidationError as exc:
+        messages.info(request, exc.messages[0])
+    return redirect("incidents:detail", pk=link.incident_id)
+
+
+@require_POST
+@login_required
+def merge(request, pk):
+    require_capability(request.user, "merge_incidents", what="merge duplicate incidents")
+    duplicate = get_object_or_404(Incident, pk=pk)
+    try:
+        into_id = int(request.POST.get("into", ""))
+    except ValueError:
+        return _refused(request, pk, ValidationError(_("请选择要并入的事故。")), 400)
+    into = get_object_or_404(Incident, pk=into_id)
+    try:
+        into = services.merge_duplicate(duplicate=duplicate, into=into, actor=request.user,
+                                        reason=request.POST.get("reason", ""))
+    except ValidationError as exc:
+        return _refused(request, pk, exc, 400)
+    messages.success(request, _("已标记为 #%(id)s 的重复事故。") % {"id": into.pk})
+    url = reverse("incidents:detail", args=[into.pk])
+    if request.htmx:
+        response = HttpResponse(status=204)
+        response["HX-Redirect"] = url
+        return response
+    return redirect(url)
+
+
+@login_required
+def timeline_part(request, pk):
+    """The timeline partial, optionally without system noise (the filter swaps it with htmx)."""
+    require_capability(request.user, "view_incidents", what="incident timeline")
+    incident = get_object_or_404(Incident, pk=pk)
+    quiet = request.GET.get("quiet") == "1"
+    return render(request, f"{PAGE}#timeline", {"incident": incident, "quiet": quiet,
+                                                "timeline": selectors.timeline(incident, hide_noise=quiet)})
+
+
+# --- Duty roster and group robots --------------------------------------------------------------------
+
+def _duty_context(request):
+    from django.contrib.auth import get_user_model
+
+    ctx = {"ack_minutes": settings.PAGING_ACK_MINUTES, "no_robots": not PagingRobot.objects.filter(enabled=True).exists(),
+           "on_duty": [(role, ROLE_LABELS[role], shifts) for role, shifts in paging.on_duty().items()],
+           "now": timezone.now(), "can_edit_roster": can(request.user, "edit_duty_roster"),
+           "can_edit_robots": can(request.user, "edit_paging_robots"), "roles": list(ROLE_LABELS.items()),
+           "weekdays": [(d, WEEKDAY_LABELS[d]) for d in WEEKDAYS]}
+    if ctx["can_edit_roster"]:
+        ctx["roster"] = paging.roster()
+        ctx["people"] = get_user_model().objects.filter(is_active=True, groups__name__in=list(ROLE_LABELS)) \
+            .distinct().order_by("username")
+    if ctx["can_edit_robots"]:
+        ctx["robots"] = list(PagingRobot.objects.all())
+        ctx["platforms"] = PagingRobot.Platform.choices
+        ctx["deliveries"] = paging.recent_deliveries()
+    return ctx
+
+
+WEEKDAY_LABELS = {"1": _lazy("周一"), "2": _lazy("周二"), "3": _lazy("周三"), "4": _lazy("周四"), "5": _lazy("周五"),
+                  "6": _lazy("周六"), "7": _lazy("周日")}
+
+
+@login_required
+def duty(request):
+    require_capability(request.user, "view_duty_roster", what="duty roster")
+    paging.ensure_local_ticker()  # embedded default: escalations keep running after a restart
+    return render(request, "incidents/duty.html", _duty_context(request))
+
+
+def _parse_time(raw):
+    try:
+        return datetime.strptime((raw or "").strip(), "%H:%M").time()
+    except ValueError:
+        raise paging.PagingError(_("时间格式应为 时:分,例如 22:00。")) from None
+
+
+@require_POST
+@login_required
+def duty_add(request):
+    require_capability(request.user, "edit_duty_roster", what="edit duty roster")
+    from django.contrib.auth import get_user_model
+
+    p = request.POST
+    user = get_user_model().objects.filter(pk=p.get("user") or 0, is_active=True).first() \
+        if (p.get("user") or "").isdigit() else None
+    try:
+        if user is None:
+            raise paging.PagingError(_("请选择值班人。"))
+        paging.add_shift(actor=request.user, role=p.get("role", ""), user=user, weekdays="".join(p.getlist("weekdays")),
+                         starts=_parse_time(p.get("starts")), ends=_parse_time(p.get("ends")), mobile=p.get("mobile", ""))
+        messages.success(request, _("已添加值班。"))
+    except paging.PagingError as exc:
+        messages.error(request, str(exc))
+    return redirect("incidents:duty")
+
+
+@require_POST
+@login_required
+def duty_remove(request, shift_id):
+    require_capability(request.user, "edit_duty_roster", what="edit duty roster")
+    shift = get_object_or_404(DutyShift.objects.select_related("user"), pk=shift_id)
+    paging.remove_shift(actor=request.user, shift=shift)
+    messages.success(request, _("已删除值班。"))
+    return redirect("incidents:duty")
+
+
+@require_POST
+@login_required
+def robot_save(request, robot_id=None):
+    require_capability(request.user, "edit_paging_robots", what="edit paging robots")
+    robot = get_object_or_404(PagingRobot, pk=robot_id) if robot_id else None
+    p = request.POST
+    try:
+        paging.save_robot(actor=request.user, robot=robot, name=p.get("name", ""), platform=p.get("platform", ""),
+                          webhook_url=p.get("webhook_url", ""), secret=p.get("secret", ""),
+                          roles=p.getlist("roles"), enabled=p.get("enabled") == "1")
+        messages.success(request, _("群机器人已保存。"))
+    except paging.PagingError as exc:
+        messages.error(request, str(exc))
+    return redirect("incidents:duty")
+
+
+@require_POST
+@login_required
+def robot_test(request, robot_id):
+    require_capability(request.user, "edit_paging_robots", what="test paging robot")
+    robot = get_object_or_404(PagingRobot, pk=robot_id)
+    result = paging.send_test(actor=request.user, robot=robot)
+    if result.ok:
+        messages.success(request, _("「%(name)s」测试消息已送达。") % {"name": robot.name})
+    else:
+        messages.error(request, _("「%(name)s」测试失败:%(err)s %(answer)s") % {
+            "name": robot.name, "err": result.error, "answer": result.response[:200]})
+    return redirect("incidents:duty")

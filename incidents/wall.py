@@ -13,7 +13,9 @@ def open_incident_from_tile(*, room, actor):
 
 def tile_badges(rooms):
     from .models import OPEN_STATUSES, Incident
+    from .paging import ensure_local_ticker
 
+    ensure_local_ticker()  # embedded default: escalations run once someone has the wall open (idempotent)
     slugs = [getattr(r, "slug", r) for r in rooms]
     badges = {}
     for incident in (Incident.objects.filter(room__slug__in=slugs, status__in=OPEN_STATUSES)
