@@ -12,14 +12,14 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from controlroom.csv_export import csv_response
-from controlroom.roles import FLOOR_CONTROL, MANAGER, ON_DUTY, can, has_role, require_role
+from controlroom.roles import FLOOR_CONTROL, MANAGER, ON_DUTY, can, has_role, require_capability, require_role
 
 from . import hooks, services, snapshots, viewer_identity, viewer_notices
 from .selectors import recent_alerts
 from .actions import ACTIONS
 from .demo import DEMO_ROOMS
 from .forms import AnnouncementTemplateForm, AuditFilterForm, CannedReplyForm
-from .models import (Alert, Announcement, AnnouncementTemplate, CannedReply, ChatMessage, ControlAction, HostCue,
+from .models import (Alert, AlertSnooze, Announcement, AnnouncementTemplate, CannedReply, ChatMessage, ControlAction, HostCue,
                      LiveRoom, OperatorPreference, Viewer)
 from .viewer_consumers import DEVICE_COOKIE
 from .viewer_services import announcement_data, current_announcement
@@ -88,6 +88,46 @@ def acknowledge_alert(request, alert_id):
     alert = services.acknowledge_alert(alert_id=alert.pk, user=request.user)
     alert = Alert.objects.select_related("room", "acknowledged_by").get(pk=alert.pk)
     return render(request, "streams/wall.html#alert_item", {"alert": alert})
+
+
+def _triage_response(request):
+    from .selectors import alert_triage
+
+    return render(request, "streams/alerts.html#triage", {"triage": alert_triage()})
+
+
+@login_required
+@require_POST
+def acknowledge_room_alerts(request, slug):
+    """The sidebar's "acknowledge all" for one room: one action, one audit row."""
+    require_capability(request.user, "acknowledge_room_alerts")
+    room = get_object_or_404(LiveRoom, slug=slug)
+    services.acknowledge_room_alerts(room=room, user=request.user)
+    return _triage_response(request)
+
+
+@login_required
+@require_POST
+def snooze_room_alerts(request, slug):
+    require_capability(request.user, "snooze_room_alerts")
+    room = get_object_or_404(LiveRoom, slug=slug)
+    duration = request.POST.get("duration", "")
+    if duration not in AlertSnooze.DURATIONS:
+        return HttpResponse(_("请选择静音时长"), status=400)
+    try:
+        services.snooze_room_alerts(room=room, user=request.user, duration=duration)
+    except ValueError:
+        return HttpResponse(_("该直播间未开播,无法静音至本场结束"), status=409)
+    return _triage_response(request)
+
+
+@login_required
+@require_POST
+def unsnooze_room_alerts(request, slug):
+    require_capability(request.user, "snooze_room_alerts")
+    room = get_object_or_404(LiveRoom, slug=slug)
+    services.unsnooze_room_alerts(room=room, user=request.user)
+    return _triage_response(request)
 
 
 def cue_screen_key(room):
