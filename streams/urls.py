@@ -6,6 +6,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("wall/grid", views.wall_grid, name="wall_grid"),
     path("wall/mute", views.toggle_mute, name="wall_mute"),
+    path("wall/arrangement", views.wall_arrangement, name="wall_arrangement"),
     path("alerts/<int:alert_id>/ack", views.acknowledge_alert, name="acknowledge_alert"),
     path("alerts/rooms/<slug:slug>/ack", views.acknowledge_room_alerts, name="acknowledge_room_alerts"),
     path("alerts/rooms/<slug:slug>/snooze", views.snooze_room_alerts, name="snooze_room_alerts"),

@@ -34,11 +34,18 @@ def allowed_actions(user):
     return {name for name in ACTIONS if can(user, name)}
 
 
+def wall_preference(user):
+    """The operator's wall preference (unsaved defaults if they never chose)."""
+    return OperatorPreference.objects.filter(user=user).first() or OperatorPreference(user=user)
+
+
 def wall_context(request, slugs=None):
     meta = load_room_meta(slugs)
-    tiles = [tile_context(m, None, [], 0, stale=False) for m in meta.values()]
+    pref = wall_preference(request.user)
+    # A fixed order (by name, or the operator's own): a room's state never moves its tile.
+    tiles = [tile_context(m, None, [], 0, stale=False) for m in pref.ordered(meta.values())]
     return {
-        "tiles": tiles,
+        "tiles": tiles, "pref": pref, "dense": pref.dense_for(len(tiles)),
         "allowed": allowed_actions(request.user),
         "templates": AnnouncementTemplate.objects.filter(is_active=True),
         "canned_replies": CannedReply.objects.filter(is_active=True),
@@ -47,8 +54,7 @@ def wall_context(request, slugs=None):
 
 
 def _muted(user):
-    pref = OperatorPreference.objects.filter(user=user).first()
-    return bool(pref and pref.alerts_muted)
+    return wall_preference(user).alerts_muted
 
 
 @login_required
@@ -78,6 +84,29 @@ def toggle_mute(request):
     pref.alerts_muted = request.POST.get("muted") == "1"
     pref.save(update_fields=["alerts_muted"])
     return render(request, "streams/wall.html#mute_toggle", {"alerts_muted": pref.alerts_muted})
+
+
+@login_required
+@require_POST
+def wall_arrangement(request):
+    """The operator's own wall: density and room order (saved; the grid is re-rendered in it)."""
+    require_capability(request.user, "arrange_wall")
+    pref, _created = OperatorPreference.objects.get_or_create(user=request.user)
+    density, order = request.POST.get("density"), request.POST.get("order")
+    if density is not None and density not in OperatorPreference.Density.values:
+        return HttpResponse(_("无效的密度"), status=400)
+    if order is not None and order not in OperatorPreference.Order.values:
+        return HttpResponse(_("无效的排序"), status=400)
+    rooms = request.POST.getlist("rooms")
+    if len(rooms) > 1000 or any(len(slug) > 50 for slug in rooms):
+        return HttpResponse(_("直播间列表过长"), status=400)
+    pref.wall_density = density or pref.wall_density
+    pref.wall_order = order or pref.wall_order
+    if rooms:
+        pref.room_order = list(dict.fromkeys(rooms))  # the dragged order; unknown slugs simply never match
+        pref.wall_order = OperatorPreference.Order.CUSTOM
+    pref.save(update_fields=["wall_density", "wall_order", "room_order"])
+    return render(request, "streams/wall.html#grid", wall_context(request))
 
 
 @login_required

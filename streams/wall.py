@@ -153,8 +153,14 @@ def line_view(role, data, stale, on_air):
     if data.get("trigger") and not stale and data["trigger"] not in named:
         # the failover trigger this line currently meets, unless a reason already says it
         flags.append(FAILOVER_TRIGGER_LABELS.get(data["trigger"], str(data["trigger"])))
+    level = None if stale else data.get("audio_level")  # RMS and peak over the last ~300 ms
+    rms = _num((level or {}).get("rms_dbfs"), 1) if level else (None if stale else dbfs)  # older workers: last frame
+    peak = _num((level or {}).get("peak_dbfs"), 1)
     return {
         "role": role, "label": _("主") if role == "primary" else _("备"), "on_air": on_air,
+        "audio_rms": rms, "audio_peak": peak, "audio_rms_pct": meter_pct(rms), "audio_peak_pct": meter_pct(peak),
+        # silent for the room's silence time (the worker's verdict), or no audio for a while
+        "audio_silent": bool(data.get("silent")) and not stale,
         "state": state, "state_label": STATE_LABELS[state], "flags": flags,
         "connected": bool(data.get("connected")) and not stale,
         "bitrate_kbps": _num(data.get("bitrate_kbps")), "fps": _num(data.get("fps"), 1),
@@ -162,6 +168,16 @@ def line_view(role, data, stale, on_air):
         "last_frame_age_ms": _num(data.get("last_frame_age_ms")),
         "audio_dbfs": dbfs, "audio_pct": 0 if dbfs is None else max(0, min(100, int((dbfs + 60) * 100 / 60))),
     }
+
+
+METER_FLOOR_DBFS = -60
+
+
+def meter_pct(value):
+    """A dBFS figure on a meter from -60 dBFS (empty) to 0 dBFS (full), in whole percent."""
+    if value is None:
+        return 0
+    return max(0, min(100, int((value - METER_FLOOR_DBFS) * 100 / -METER_FLOOR_DBFS)))
 
 
 REASON_LABELS = {
