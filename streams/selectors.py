@@ -206,3 +206,26 @@ def alert_triage():
         "rooms": len(groups),
         "snooze_choices": [(key, label) for key, (_minutes, label) in AlertSnooze.DURATIONS.items()],
     }
+
+
+HISTORY_METRICS = ("fps", "bitrate_kbps", "jitter_ms", "loss_pct")
+
+
+def line_history(room, minutes=15, now=None):
+    """Each line's health history over the last `minutes` from HealthSample (one row per line per 10 s):
+    {"primary": [(at, fps, bitrate_kbps, jitter_ms, loss_pct), ...], "backup": [...]}, oldest first.
+    One query on (room, at), the columns the graphs need only."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from .models import HealthSample
+
+    now = now or timezone.now()
+    rows = (HealthSample.objects.filter(room=room, at__gte=now - timedelta(minutes=minutes)).order_by("at")
+            .values_list("line_role", "at", *HISTORY_METRICS))
+    history = {"primary": [], "backup": []}
+    for role, *values in rows:
+        if role in history:
+            history[role].append(tuple(values))
+    return history

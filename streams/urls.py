@@ -12,6 +12,7 @@ urlpatterns = [
     path("alerts/rooms/<slug:slug>/snooze", views.snooze_room_alerts, name="snooze_room_alerts"),
     path("alerts/rooms/<slug:slug>/unsnooze", views.unsnooze_room_alerts, name="unsnooze_room_alerts"),
     path("rooms/<slug:slug>/", views.room_detail, name="room_detail"),
+    path("rooms/<slug:slug>/history", views.room_history, name="room_history"),
     path("rooms/<slug:slug>/thumbnail.jpg", views.room_thumbnail, name="room_thumbnail"),
     path("live/<slug:slug>", views.live_room, name="live_room"),
     path("api/rooms/<slug:slug>/announcements", views.announcements_json, name="announcements_json"),

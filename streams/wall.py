@@ -236,6 +236,45 @@ def sparkline_points(values, width=590, height=28):
                     for i, v in enumerate(values))
 
 
+HISTORY_W, HISTORY_H = 300, 36
+HISTORY_GAP_S = 25  # samples come every 10 s: a longer gap is drawn as a gap (the line was not measured)
+HISTORY_LABELS = (("fps", _("帧率"), ""), ("bitrate_kbps", _("码率"), "kbps"), ("jitter_ms", _("抖动"), "ms"),
+                  ("loss_pct", _("丢包"), "%"))
+
+
+def history_path(points, since, span_s, top):
+    """SVG path data for (at, value) points on a HISTORY_W x HISTORY_H box: x by time over the span, y from 0 to
+    `top`; a gap in the samples (or a missing value) starts a new segment instead of drawing across it."""
+    parts, previous = [], None
+    for at, value in points:
+        if value is None:
+            previous = None
+            continue
+        x = round((at - since).total_seconds() * HISTORY_W / span_s, 1)
+        y = round(HISTORY_H - 1 - min(value, top) / top * (HISTORY_H - 2), 1) if top else HISTORY_H - 1
+        gap = previous is None or (at - previous).total_seconds() > HISTORY_GAP_S
+        parts.append(f"{'M' if gap else 'L'}{x},{y}")
+        previous = at
+    return " ".join(parts)
+
+
+def history_graphs(history, since, now):
+    """Per line, per metric: a small server-rendered graph (path, latest and highest value) of the window."""
+    span_s = max(1.0, (now - since).total_seconds())
+    lines = []
+    for role in LINE_ROLES:
+        rows = history.get(role) or []
+        graphs = []
+        for index, (key, label, unit) in enumerate(HISTORY_LABELS, start=1):
+            points = [(row[0], row[index]) for row in rows]
+            values = [v for _at, v in points if v is not None]
+            top = max(values, default=0) or (1.0 if key != "fps" else 30.0)
+            graphs.append({"key": key, "label": label, "unit": unit, "path": history_path(points, since, span_s, top),
+                           "last": _num(values[-1], 1) if values else None, "top": _num(top, 1), "samples": len(values)})
+        lines.append({"role": role, "label": _("主线路") if role == "primary" else _("备用线路"), "graphs": graphs})
+    return {"lines": lines, "w": HISTORY_W, "h": HISTORY_H, "since": since, "now": now}
+
+
 def tile_context(meta, health, history, viewers, stale):
     from .models import LiveRoom
 
