@@ -539,11 +539,11 @@ class WallHub:
         alert = await database_sync_to_async(load_alert, thread_sensitive=False)(alert_id)
         if alert is None:
             return
-        new = new and not alert.snoozed  # a snoozed room's alert is listed, but neither beeps nor flashes
+        fresh = new and not alert.snoozed  # a snoozed room's new alert is listed, but neither beeps nor flashes
         items = {}
         for language in self.languages():
             with translation.override(language):
-                item = render_to_string("streams/wall.html#alert_item", {"alert": alert, "fresh": new})
+                item = render_to_string("streams/wall.html#alert_item", {"alert": alert, "fresh": fresh})
             items[language] = f'<div hx-swap-oob="afterbegin:#alert-list">{item}</div>' if new else item
         self.extra.append((alert.room.slug, items))
         self._schedule()

@@ -146,5 +146,6 @@ async def test_the_alert_socket_brings_triage_updates_and_a_snoozed_room_does_no
 
     second = await sync_to_async(raise_)(room, Alert.Kind.LINE_DEGRADED)
     joined = "".join(await receive_frames(comm, 1.5))
-    assert f'id="alert-{second.pk}"' in joined and " fresh" not in joined  # listed, silent
+    assert f'id="alert-{second.pk}"' in joined and "afterbegin:#alert-list" in joined  # listed on top...
+    assert " fresh" not in joined  # ...silently
     await comm.disconnect()
