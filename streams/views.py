@@ -174,7 +174,7 @@ def room_detail(request, slug):
         "announcement": current_announcement(room), "alerts": recent_alerts(room=room), "alerts_muted": _muted(request.user),
         "cue_url": request.build_absolute_uri(reverse("cue_screen", args=[slug])) + "?k=" + cue_screen_key(room),
         "cues": HostCue.objects.filter(room=room)[:10],
-        "history": history_context(room),
+        "graphs": history_context(room),
         "chat": ChatMessage.objects.filter(room=room).order_by("-created_at")[:20],
         "room_panels": hooks.room_panels(room, request.user),
         # Demo rooms are fed by simulate_streams, whose lines can be told to misbehave.
@@ -199,7 +199,7 @@ def room_history(request, slug):
     when its "more" panel opens."""
     require_role(request.user, *ON_DUTY, what="view room history")
     room = get_object_or_404(LiveRoom, slug=slug)
-    return render(request, "streams/wall.html#line_history", {"room": room, "history": history_context(room)})
+    return render(request, "streams/wall.html#line_history", {"room": room, "graphs": history_context(room)})
 
 
 @login_required
