@@ -269,8 +269,10 @@ def history_graphs(history, since, now):
             points = [(row[0], row[index]) for row in rows]
             values = [v for _at, v in points if v is not None]
             top = max(values, default=0) or (1.0 if key != "fps" else 30.0)
+            digits = 0 if key == "bitrate_kbps" else 1  # figures rounded for people
             graphs.append({"key": key, "label": label, "unit": unit, "path": history_path(points, since, span_s, top),
-                           "last": _num(values[-1], 1) if values else None, "top": _num(top, 1), "samples": len(values)})
+                           "last": _num(values[-1], digits) if values else None, "top": _num(top, digits),
+                           "samples": len(values)})
         lines.append({"role": role, "label": _("主线路") if role == "primary" else _("备用线路"), "graphs": graphs})
     return {"lines": lines, "w": HISTORY_W, "h": HISTORY_H, "since": since, "now": now}
 

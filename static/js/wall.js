@@ -290,6 +290,19 @@
     setTimeout(refreshThumbnails, THUMBNAIL_REFRESH_MS);
   }
 
+  // A tile's "more" panel opens over the wall; near the bottom of the screen it opens upwards.
+  document.addEventListener("toggle", function (evt) {
+    var details = evt.target;
+    if (!details.classList || !details.classList.contains("more-actions") || !details.open) return;
+    var body = details.querySelector(".more-body");
+    details.classList.remove("up");
+    var adjust = function () {
+      if (body && body.getBoundingClientRect().bottom > window.innerHeight) details.classList.add("up");
+    };
+    adjust();
+    details.addEventListener("htmx:afterSwap", adjust, { once: true });  // the graphs arrived: taller now
+  }, true);
+
   // Keyboard shortcuts act on the focused tile only.
   document.addEventListener("keydown", function (evt) {
     if (evt.ctrlKey || evt.metaKey || evt.altKey) return;

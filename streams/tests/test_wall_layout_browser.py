@@ -59,6 +59,20 @@ def feed(slugs, states):
     return asyncio.create_task(run())
 
 
+def history_rows(slug):
+    import datetime
+
+    from django.utils import timezone
+
+    from streams.models import HealthSample
+
+    room, now = LiveRoom.objects.get(slug=slug), timezone.now()
+    HealthSample.objects.bulk_create([
+        HealthSample(room=room, line_role=role, at=now - datetime.timedelta(seconds=10 * i), connected=True,
+                     fps=30.0 - (i % 7), bitrate_kbps=1200.0 + 40 * (i % 5), jitter_ms=3.0 + i % 4, loss_pct=0.1 * (i % 3))
+        for i in range(90) for role in ("primary", "backup")])
+
+
 BOXES_JS = """() => [...document.querySelectorAll('#wall-grid > .tile')].map(t => {
   const r = t.getBoundingClientRect(); return {slug: t.dataset.slug, x: r.x, y: r.y, right: r.right, bottom: r.bottom}; })"""
 
@@ -101,6 +115,16 @@ async def test_six_rooms_fit_above_the_fold_and_a_degrading_room_does_not_move_t
         await chip.click()
         assert await page.evaluate("document.activeElement.closest('.tile').dataset.slug") == victim
         assert await page.evaluate(BOXES_JS) == before
+
+        # A tile's "more" panel opens over the wall (nothing moves) and loads the 15-minute graphs per line.
+        await sync_to_async(history_rows)(victim)
+        await page.locator(f"#tile-{victim} .more-actions > summary").click()
+        graphs = page.locator(f"#tile-{victim} .tile-history .line-history")
+        await graphs.wait_for(timeout=5000)
+        assert await graphs.locator(".history-line[data-line=primary] .history-graph").count() == 4
+        assert await graphs.locator(".history-line[data-line=primary] .history-graph[data-metric=fps] path").get_attribute("d")
+        assert await page.evaluate(BOXES_JS) == before
+        await page.screenshot(path=str(ARTIFACTS / "wall-tile-history.png"))
     finally:
         sender.cancel()
 
