@@ -252,3 +252,24 @@ async def test_audio_meters_follow_a_real_audio_line_and_say_when_it_is_silent(
         if publisher is not None:
             await publisher.close()
         stop(worker)
+
+
+async def test_the_operator_drags_a_tile_to_their_own_order_and_it_is_kept(browser, daphne_server, room,
+                                                                          operator):  # noqa: F811
+    from streams.models import OperatorPreference
+
+    await sync_to_async(make_rooms)(3)
+    page = await page_at(browser, daphne_server, operator)
+    order = "[...document.querySelectorAll('#wall-grid > .tile')].map(t => t.dataset.slug)"
+    by_name = await page.evaluate(order)  # by name (the database's collation)
+    assert sorted(by_name) == ["room-02", "room-03", "room-04", "test-room"]
+    await page.select_option("#wall-order", "custom")
+    await page.locator("#wall-grid[data-order=custom] > .tile[draggable=true]").first.wait_for(timeout=5000)
+    last, first = by_name[-1], by_name[0]
+    async with page.expect_response(lambda r: r.url.endswith("/wall/arrangement") and r.request.method == "POST"):
+        await page.locator(f"#tile-{last} .tile-title").drag_to(page.locator(f"#tile-{first} .tile-title"))
+    await page.wait_for_function(f"{order}[0] === '{last}'", timeout=5000)
+    pref = await sync_to_async(OperatorPreference.objects.get)(user=operator)
+    assert pref.wall_order == "custom" and pref.room_order[0] == last
+    await page.reload()
+    assert (await page.evaluate(order))[0] == last  # kept across reloads
