@@ -173,6 +173,7 @@ class Dashboard:
         self.acks = {}
         self.ack_frames = 0
         self.frame_times = []
+        self.bytes = 0
 
     async def run(self, stop):
         async with websockets.connect(self.url, origin=ORIGIN, additional_headers={"Cookie": self.cookie},
@@ -189,6 +190,7 @@ class Dashboard:
                     continue
                 now, received = time.monotonic(), time.time()
                 self.frames += 1
+                self.bytes += len(frame.encode())
                 m = re.search(r'data-seq="(\d+)" data-sent="(\d+)"', frame[:200])
                 seq = int(m.group(1)) if m else 0
                 sent_epoch_ms = int(m.group(2)) if m else 0
@@ -207,7 +209,7 @@ class Dashboard:
 
     def result(self):
         return {"last": self.last, "first_seen": self.first_seen, "frames": self.frames, "seq_gaps": self.seq_gaps,
-                "frame_times": self.frame_times}
+                "frame_times": self.frame_times, "bytes": self.bytes}
 
 
 def dashboards_process(url, cookie, count, conn):
@@ -362,6 +364,7 @@ async def phase_wall(base_ws, cookie, n_rooms, n_dash, seconds, clicks, daphne_p
                                 * 1000 for r in results),
         "daphne_cpu_pct": cpu_daphne, "loadgen_cpu_pct": cpu_self, "machine_busy_pct": machine_busy,
         "load_average": os.getloadavg()[0],
+        "kb_per_dashboard_per_s": statistics.mean(r["bytes"] for r in results) / 1024 / (seconds + 4),
         "click_p50_ms": pct(click_rtts, 50), "click_p99_ms": pct(click_rtts, 99), "clicks_ok": len(click_rtts),
         "clicks_failed": click_fail,
     }
@@ -710,6 +713,64 @@ async def main(args):
     write_report(a, a_off, b, b_python_gc, c, args)
 
 
+# --- phase D: a dense wall (24 rooms) beside the six-room wall, same run -----------------------------
+
+
+def render_wall(n_rooms, renders=20):
+    """GET / (the whole wall page, as the operator's browser asks for it) in-process: median ms and bytes."""
+    from django.test import Client
+
+    from streams.models import LiveRoom
+
+    LiveRoom.objects.filter(slug__startswith="bench-").update(status=LiveRoom.Status.ENDED)
+    cookie = setup_rooms(n_rooms)
+    client = Client()
+    client.cookies.load(cookie)
+    times, size, dense = [], 0, False
+    for _ in range(renders):
+        t0 = time.perf_counter()
+        response = client.get("/", HTTP_HOST="127.0.0.1")
+        times.append((time.perf_counter() - t0) * 1000)
+        body = response.content.decode()
+        size, dense = len(body.encode()), 'class="wall-grid dense"' in body
+    return {"rooms": n_rooms, "render_p50_ms": pct(times, 50), "render_max_ms": max(times), "page_kb": size / 1024,
+            "dense": dense}, cookie
+
+
+async def main_density(args):
+    """The density figure: the 24-room wall (dense by default) beside the six-room wall, in the same run:
+    page render, then pushes to `--dashboards` dashboards (sample -> frame latency, bytes per dashboard)."""
+    raise_nofile()
+    assert settings.REDIS_URL, "the benchmark needs REDIS_URL (channels_redis, real pub/sub)"
+    runs = {}
+    try:
+        for n_rooms in (6, 24):
+            render, cookie = await sync_to_async(render_wall)(n_rooms)
+            port = free_port()
+            daphne = start_daphne(port, f"wall_bench_density_{n_rooms}.log")
+            try:
+                wait_port(port)
+                push = await phase_wall(f"ws://127.0.0.1:{port}", cookie, n_rooms, args.dashboards, args.seconds, 0,
+                                        daphne.pid, producer="beat")
+            finally:
+                stop_daphne(daphne)
+            runs[n_rooms] = (render, push)
+            print(n_rooms, "rooms:", render, {k: push[k] for k in (
+                "frame_p50_ms", "frame_p99_ms", "lost_final_states", "kb_per_dashboard_per_s", "daphne_cpu_pct",
+                "machine_busy_pct")}, flush=True)
+    finally:
+        await sync_to_async(teardown_rooms)()
+    rows = ["| wall | page render p50 (max) | page | dense | dashboards | sample → frame p50 / p99 | lost final states "
+            "| pushed per dashboard | Daphne CPU | machine busy |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for n_rooms, (render, push) in runs.items():
+        rows.append(f"| {n_rooms} rooms{' (baseline)' if n_rooms == 6 else ''} | {render['render_p50_ms']:.0f} ms "
+                    f"({render['render_max_ms']:.0f} ms) | {render['page_kb']:.0f} KB | {'yes' if render['dense'] else 'no'} "
+                    f"| {push['dashboards']} | {push['frame_p50_ms']:.0f} / {push['frame_p99_ms']:.0f} ms "
+                    f"| {push['lost_final_states']} | {push['kb_per_dashboard_per_s']:.1f} KB/s "
+                    f"| {push['daphne_cpu_pct']:.0f} % | {push['machine_busy_pct']:.0f} % |")
+    print("\n".join(rows))
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rooms", type=int, default=200)
@@ -720,4 +781,7 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--no-compare-python-gc", dest="compare_python_gc", action="store_false",
                         help="skip the fan-out on a second server left on Python's default GC thresholds")
-    asyncio.run(main(parser.parse_args()))
+    parser.add_argument("--density", action="store_true",
+                        help="only the density figure: a 24-room wall beside the six-room wall (page render, pushes)")
+    parsed = parser.parse_args()
+    asyncio.run(main_density(parsed) if parsed.density else main(parsed))

@@ -37,6 +37,8 @@ CAPABILITIES = {
     "open_incident": ON_DUTY,
     "acknowledge_alert": ON_DUTY,
     "acknowledge_room_alerts": ON_DUTY,
+    "snooze_room_alerts": ON_DUTY,  # silence a room's alerts for a while (still recorded, audited)
+    "arrange_wall": ON_DUTY,  # one's own wall: density and room order (a preference, not a room action)
     "edit_push_destinations": (OPS, TECH_SUPPORT),  # where the program goes: platform URLs and stream keys
     # Incidents: everyone on duty sees open ones, takes command ("我来处理") and declares duplicates.
     "view_incidents": ON_DUTY,

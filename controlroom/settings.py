@@ -111,6 +111,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "controlroom.context_processors.roles",
+                "streams.context_processors.alert_sidebar",
             ],
         },
     },

@@ -20,7 +20,7 @@ from urllib.parse import parse_qs
 from controlroom.roles import ON_DUTY, allows
 
 from .actions import perform_action
-from .wall import get_wall_hub, render_alert_feed
+from .wall import ALERTS_ONLY, get_wall_hub, render_alert_feed
 
 logger = logging.getLogger(__name__)
 
@@ -59,8 +59,9 @@ class WallConsumer(AsyncWebsocketConsumer):
         await self.accept()
         self.hub = await get_wall_hub()
         snapshot = await self.hub.snapshot(self.language, self.room)
+        triage = await self.hub.triage_snapshot(self.language)
         self.hub.add(self)
-        await self.send_frame(snapshot)
+        await self.send_frame(snapshot + triage)
 
     async def disconnect(self, code):
         if self.hub is not None:
@@ -137,6 +138,15 @@ class WallConsumer(AsyncWebsocketConsumer):
 
         result = ActionResult(outcome, label, reason, nonce=str(data.get("nonce") or "")[:64])
         await self.send_frame(render_to_string("streams/wall.html#action_result", {"result": result}))
+
+
+class AlertFeedConsumer(WallConsumer):
+    """The alert sidebar of a page without a wall (incidents, compensation, audit...): alert items and the
+    triage summary from the same hub and with the same sequence numbers and flow control, no tiles."""
+
+    async def connect(self):
+        self.scope.setdefault("url_route", {})["kwargs"] = {"slug": ALERTS_ONLY}
+        await super().connect()
 
 
 def cue_key_ok(slug, key):

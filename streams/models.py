@@ -552,8 +552,59 @@ class ActionNonce(AppendOnlyModel):
 
 
 class OperatorPreference(models.Model):
+    class Density(models.TextChoices):
+        AUTO = "auto", _("自动(20 间以上用密集)")
+        NORMAL = "normal", _("标准")
+        DENSE = "dense", _("密集")
+
+    class Order(models.TextChoices):
+        NAME = "name", _("按名称")
+        CUSTOM = "custom", _("自定义顺序")
+
+    DENSE_FROM_ROOMS = 20  # "auto" turns dense from this many rooms on
+
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="wall_preference")
     alerts_muted = models.BooleanField(_("告警静音"), default=False)
+    wall_density = models.CharField(_("监控墙密度"), max_length=10, choices=Density.choices, default=Density.AUTO)
+    wall_order = models.CharField(_("监控墙排序"), max_length=10, choices=Order.choices, default=Order.NAME)
+    # The operator's own order of rooms (slugs, first first); rooms not in it follow by name.
+    room_order = models.JSONField(default=list, blank=True)
+
+    def dense_for(self, room_count):
+        return self.wall_density == self.Density.DENSE or (
+            self.wall_density == self.Density.AUTO and room_count >= self.DENSE_FROM_ROOMS)
+
+    def ordered(self, rooms, key=lambda r: r["slug"]):
+        """`rooms` (sorted by name) in this operator's order: a fixed order that never follows the rooms' state."""
+        if self.wall_order != self.Order.CUSTOM or not self.room_order:
+            return list(rooms)
+        rank = {slug: i for i, slug in enumerate(self.room_order)}
+        return sorted(rooms, key=lambda r: rank.get(key(r), len(rank)))  # stable: the rest stay by name
+
+
+class AlertSnooze(models.Model):
+    """A room's alerts silenced for a while: still recorded and listed, but they neither beep nor flash.
+
+    One row per room, replaced by each snooze; `until` None means until the end of the show that was on air
+    (`live_session`)."""
+
+    room = models.OneToOneField(LiveRoom, related_name="alert_snooze", on_delete=models.CASCADE)
+    until = models.DateTimeField(_("静音至"), null=True, blank=True)
+    live_session = models.ForeignKey(LiveSession, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    snoozed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    # What an operator may choose: minutes, or None for "until the end of this show".
+    DURATIONS = {"15m": (15, _("15 分钟")), "1h": (60, _("1 小时")), "show": (None, _("至本场结束"))}
+
+    class Meta:
+        verbose_name = _("告警静音")
+        verbose_name_plural = _("告警静音")
+
+    def is_active(self, now=None):
+        if self.until is not None:
+            return self.until > (now or timezone.now())
+        return self.live_session_id is not None and self.live_session.ended_at is None
 
 
 def validate_rtmp_url(value):

@@ -152,3 +152,80 @@ def recent_alerts(limit=30, room=None):
     if room is not None:
         alerts = alerts.filter(room__slug=getattr(room, "slug", room))
     return alerts.order_by("-raised_at")[:limit]
+
+
+SEVERITY_ORDER = ("critical", "warning", "info")
+
+
+def active_snoozes(now=None):
+    """{room_id: AlertSnooze} of the snoozes in force now."""
+    from django.utils import timezone
+
+    from .models import AlertSnooze
+
+    now = now or timezone.now()
+    return {s.room_id: s for s in AlertSnooze.objects.select_related("room", "live_session", "snoozed_by")
+            if s.is_active(now)}
+
+
+def room_is_snoozed(room_id):
+    from .models import AlertSnooze
+
+    snooze = AlertSnooze.objects.select_related("live_session").filter(room_id=room_id).first()
+    return bool(snooze and snooze.is_active())
+
+
+def alert_triage():
+    """The alert sidebar: open alerts grouped by room (one entry per kind, with its repeat count), counts by
+    severity and by kind, and each room's snooze. Rooms in name order, so the list does not jump around;
+    two queries whatever the number of alerts."""
+    from collections import Counter
+
+    from .models import Alert, AlertSnooze
+
+    snoozes = active_snoozes()
+    alerts = list(Alert.objects.filter(acknowledged_at__isnull=True).select_related("room")
+                  .order_by("room__name", "room_id", "-last_seen_at", "-id"))
+    groups = {}
+    for alert in alerts:
+        group = groups.setdefault(alert.room_id, {"room": alert.room, "alerts": [], "occurrences": 0,
+                                                  "severity": "info", "snooze": snoozes.get(alert.room_id)})
+        group["alerts"].append(alert)
+        group["occurrences"] += alert.count
+        if SEVERITY_ORDER.index(alert.severity) < SEVERITY_ORDER.index(group["severity"]):
+            group["severity"] = alert.severity
+    snoozed_quiet = [s for room_id, s in snoozes.items() if room_id not in groups]  # snoozed, nothing open
+    by_severity = Counter(a.severity for a in alerts)
+    kinds = Counter(a.get_kind_display() for a in alerts)
+    return {
+        "groups": list(groups.values()),
+        "snoozed_quiet": sorted(snoozed_quiet, key=lambda s: s.room.name) if snoozed_quiet else [],
+        "total": len(alerts),
+        "severity_counts": [(sev, Alert.Severity(sev).label, by_severity.get(sev, 0)) for sev in SEVERITY_ORDER],
+        "kind_counts": sorted(kinds.items(), key=lambda kv: (-kv[1], str(kv[0]))),
+        "rooms": len(groups),
+        "snooze_choices": [(key, label) for key, (_minutes, label) in AlertSnooze.DURATIONS.items()],
+    }
+
+
+HISTORY_METRICS = ("fps", "bitrate_kbps", "jitter_ms", "loss_pct")
+
+
+def line_history(room, minutes=15, now=None):
+    """Each line's health history over the last `minutes` from HealthSample (one row per line per 10 s):
+    {"primary": [(at, fps, bitrate_kbps, jitter_ms, loss_pct), ...], "backup": [...]}, oldest first.
+    One query on (room, at), the columns the graphs need only."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from .models import HealthSample
+
+    now = now or timezone.now()
+    rows = (HealthSample.objects.filter(room=room, at__gte=now - timedelta(minutes=minutes)).order_by("at")
+            .values_list("line_role", "at", *HISTORY_METRICS))
+    history = {"primary": [], "backup": []}
+    for role, *values in rows:
+        if role in history:
+            history[role].append(tuple(values))
+    return history

@@ -145,6 +145,44 @@ def acknowledge_room_alerts(*, room, user):
     return alerts
 
 
+def snooze_room_alerts(*, room, user, duration):
+    """Silence a room's alerts for a while (`duration`: a key of AlertSnooze.DURATIONS). Its alerts are still
+    raised, counted and listed; they neither beep nor flash until the snooze ends or is lifted."""
+    from datetime import timedelta
+
+    from .models import AlertSnooze
+
+    minutes, _label = AlertSnooze.DURATIONS[duration]
+    now = timezone.now()
+    with transaction.atomic():
+        session = None
+        if minutes is None:
+            session = LiveSession.objects.filter(room=room, ended_at__isnull=True).order_by("-started_at").first()
+            if session is None:
+                raise ValueError("the room is not on air: nothing to snooze until the end of")
+        until = None if minutes is None else now + timedelta(minutes=minutes)
+        snooze, _created = AlertSnooze.objects.update_or_create(
+            room=room, defaults={"until": until, "live_session": session, "snoozed_by": user, "created_at": now})
+        record_action(actor=user, action="snooze_room_alerts", room=room, target=duration,
+                      detail={"until": until.isoformat() if until else None,
+                              "live_session": session.pk if session else None})
+        send_on_commit(WALL_GROUP, {"type": "alerts.snoozed", "room": room.slug})
+    return snooze
+
+
+def unsnooze_room_alerts(*, room, user):
+    """Lift a room's snooze: its next alert beeps again. Returns False if it was not snoozed."""
+    from .models import AlertSnooze
+
+    with transaction.atomic():
+        deleted, _ = AlertSnooze.objects.filter(room=room).delete()
+        if not deleted:
+            return False
+        record_action(actor=user, action="unsnooze_room_alerts", room=room)
+        send_on_commit(WALL_GROUP, {"type": "alerts.snoozed", "room": room.slug})
+    return True
+
+
 def set_room_status(*, room, status, actor, reason=""):
     """Go live / end a room; keeps LiveSession intervals (live hours) in step."""
     now = timezone.now()

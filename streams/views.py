@@ -12,14 +12,14 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from controlroom.csv_export import csv_response
-from controlroom.roles import FLOOR_CONTROL, MANAGER, ON_DUTY, can, has_role, require_role
+from controlroom.roles import FLOOR_CONTROL, MANAGER, ON_DUTY, can, has_role, require_capability, require_role
 
 from . import hooks, services, snapshots, viewer_identity, viewer_notices
 from .selectors import recent_alerts
 from .actions import ACTIONS
 from .demo import DEMO_ROOMS
 from .forms import AnnouncementTemplateForm, AuditFilterForm, CannedReplyForm
-from .models import (Alert, Announcement, AnnouncementTemplate, CannedReply, ChatMessage, ControlAction, HostCue,
+from .models import (Alert, AlertSnooze, Announcement, AnnouncementTemplate, CannedReply, ChatMessage, ControlAction, HostCue,
                      LiveRoom, OperatorPreference, Viewer)
 from .viewer_consumers import DEVICE_COOKIE
 from .viewer_services import announcement_data, current_announcement
@@ -34,11 +34,18 @@ def allowed_actions(user):
     return {name for name in ACTIONS if can(user, name)}
 
 
+def wall_preference(user):
+    """The operator's wall preference (unsaved defaults if they never chose)."""
+    return OperatorPreference.objects.filter(user=user).first() or OperatorPreference(user=user)
+
+
 def wall_context(request, slugs=None):
     meta = load_room_meta(slugs)
-    tiles = [tile_context(m, None, [], 0, stale=False) for m in meta.values()]
+    pref = wall_preference(request.user)
+    # A fixed order (by name, or the operator's own): a room's state never moves its tile.
+    tiles = [tile_context(m, None, [], 0, stale=False) for m in pref.ordered(meta.values())]
     return {
-        "tiles": tiles,
+        "tiles": tiles, "pref": pref, "dense": pref.dense_for(len(tiles)),
         "allowed": allowed_actions(request.user),
         "templates": AnnouncementTemplate.objects.filter(is_active=True),
         "canned_replies": CannedReply.objects.filter(is_active=True),
@@ -47,8 +54,7 @@ def wall_context(request, slugs=None):
 
 
 def _muted(user):
-    pref = OperatorPreference.objects.filter(user=user).first()
-    return bool(pref and pref.alerts_muted)
+    return wall_preference(user).alerts_muted
 
 
 @login_required
@@ -82,12 +88,75 @@ def toggle_mute(request):
 
 @login_required
 @require_POST
+def wall_arrangement(request):
+    """The operator's own wall: density and room order (saved; the grid is re-rendered in it)."""
+    require_capability(request.user, "arrange_wall")
+    pref, _created = OperatorPreference.objects.get_or_create(user=request.user)
+    density, order = request.POST.get("density"), request.POST.get("order")
+    if density is not None and density not in OperatorPreference.Density.values:
+        return HttpResponse(_("无效的密度"), status=400)
+    if order is not None and order not in OperatorPreference.Order.values:
+        return HttpResponse(_("无效的排序"), status=400)
+    rooms = request.POST.getlist("rooms")
+    if len(rooms) > 1000 or any(len(slug) > 50 for slug in rooms):
+        return HttpResponse(_("直播间列表过长"), status=400)
+    pref.wall_density = density or pref.wall_density
+    pref.wall_order = order or pref.wall_order
+    if rooms:
+        pref.room_order = list(dict.fromkeys(rooms))  # the dragged order; unknown slugs simply never match
+        pref.wall_order = OperatorPreference.Order.CUSTOM
+    pref.save(update_fields=["wall_density", "wall_order", "room_order"])
+    return render(request, "streams/wall.html#grid", wall_context(request))
+
+
+@login_required
+@require_POST
 def acknowledge_alert(request, alert_id):
     require_role(request.user, *ON_DUTY, what="acknowledge alert")
     alert = get_object_or_404(Alert, pk=alert_id)
     alert = services.acknowledge_alert(alert_id=alert.pk, user=request.user)
     alert = Alert.objects.select_related("room", "acknowledged_by").get(pk=alert.pk)
     return render(request, "streams/wall.html#alert_item", {"alert": alert})
+
+
+def _triage_response(request):
+    from .selectors import alert_triage
+
+    return render(request, "streams/alerts.html#triage", {"triage": alert_triage()})
+
+
+@login_required
+@require_POST
+def acknowledge_room_alerts(request, slug):
+    """The sidebar's "acknowledge all" for one room: one action, one audit row."""
+    require_capability(request.user, "acknowledge_room_alerts")
+    room = get_object_or_404(LiveRoom, slug=slug)
+    services.acknowledge_room_alerts(room=room, user=request.user)
+    return _triage_response(request)
+
+
+@login_required
+@require_POST
+def snooze_room_alerts(request, slug):
+    require_capability(request.user, "snooze_room_alerts")
+    room = get_object_or_404(LiveRoom, slug=slug)
+    duration = request.POST.get("duration", "")
+    if duration not in AlertSnooze.DURATIONS:
+        return HttpResponse(_("请选择静音时长"), status=400)
+    try:
+        services.snooze_room_alerts(room=room, user=request.user, duration=duration)
+    except ValueError:
+        return HttpResponse(_("该直播间未开播,无法静音至本场结束"), status=409)
+    return _triage_response(request)
+
+
+@login_required
+@require_POST
+def unsnooze_room_alerts(request, slug):
+    require_capability(request.user, "snooze_room_alerts")
+    room = get_object_or_404(LiveRoom, slug=slug)
+    services.unsnooze_room_alerts(room=room, user=request.user)
+    return _triage_response(request)
 
 
 def cue_screen_key(room):
@@ -105,11 +174,32 @@ def room_detail(request, slug):
         "announcement": current_announcement(room), "alerts": recent_alerts(room=room), "alerts_muted": _muted(request.user),
         "cue_url": request.build_absolute_uri(reverse("cue_screen", args=[slug])) + "?k=" + cue_screen_key(room),
         "cues": HostCue.objects.filter(room=room)[:10],
+        "graphs": history_context(room),
         "chat": ChatMessage.objects.filter(room=room).order_by("-created_at")[:20],
         "room_panels": hooks.room_panels(room, request.user),
         # Demo rooms are fed by simulate_streams, whose lines can be told to misbehave.
         "demo_faults": slug in DEMO_ROOM_SLUGS and can(request.user, "inject_demo_fault"),
     })
+
+
+def history_context(room):
+    from datetime import timedelta
+
+    from .selectors import line_history
+    from .wall import history_graphs
+
+    now = timezone.now()
+    return history_graphs(line_history(room, minutes=15, now=now), now - timedelta(minutes=15), now)
+
+
+@login_required
+@require_GET
+def room_history(request, slug):
+    """A room's 15-minute graphs per line (fps, bitrate, jitter, loss), drawn on the server; the tile loads it
+    when its "more" panel opens."""
+    require_role(request.user, *ON_DUTY, what="view room history")
+    room = get_object_or_404(LiveRoom, slug=slug)
+    return render(request, "streams/wall.html#line_history", {"room": room, "graphs": history_context(room)})
 
 
 @login_required

@@ -35,6 +35,7 @@ SPARK_POINTS = 60
 VIEWER_COUNT_TTL_S = 15
 
 LINE_ROLES = ("primary", "backup")
+ALERTS_ONLY = "*alerts"  # the dashboard scope of a page that shows the alert sidebar only (never a slug)
 
 
 def refresh_rooms(slugs):
@@ -94,16 +95,33 @@ def render_alert_feed(language, room=None):
     a room page's feed has that room's alerts only."""
     from .selectors import recent_alerts
 
+    room = None if room == ALERTS_ONLY else room
     with translation.override(language):
         items = "".join(render_to_string("streams/wall.html#alert_item", {"alert": alert})
                         for alert in recent_alerts(room=room))
-    return f'<ol id="alert-list" class="alerts" hx-swap-oob="innerHTML">{items}</ol>'
+    return f'<ol id="alert-list" class="alerts" hx-swap-oob="innerHTML">{items}</ol>' + render_triage([language])[language]
 
 
 def load_alert(alert_id):
     from .models import Alert
+    from .selectors import room_is_snoozed
 
-    return Alert.objects.select_related("room", "acknowledged_by").filter(pk=alert_id).first()
+    alert = Alert.objects.select_related("room", "acknowledged_by").filter(pk=alert_id).first()
+    if alert is not None:
+        alert.snoozed = room_is_snoozed(alert.room_id)
+    return alert
+
+
+def render_triage(languages):
+    """The alert sidebar's triage summary as an out-of-band swap, per language (one read for all)."""
+    from .selectors import alert_triage
+
+    triage = alert_triage()
+    html = {}
+    for language in languages:
+        with translation.override(language):
+            html[language] = render_to_string("streams/alerts.html#triage", {"triage": triage, "oob": True})
+    return html
 
 
 # --- view model --------------------------------------------------------------------------------
@@ -135,8 +153,14 @@ def line_view(role, data, stale, on_air):
     if data.get("trigger") and not stale and data["trigger"] not in named:
         # the failover trigger this line currently meets, unless a reason already says it
         flags.append(FAILOVER_TRIGGER_LABELS.get(data["trigger"], str(data["trigger"])))
+    level = None if stale else data.get("audio_level")  # RMS and peak over the last ~300 ms
+    rms = _num((level or {}).get("rms_dbfs"), 1) if level else (None if stale else dbfs)  # older workers: last frame
+    peak = _num((level or {}).get("peak_dbfs"), 1)
     return {
         "role": role, "label": _("主") if role == "primary" else _("备"), "on_air": on_air,
+        "audio_rms": rms, "audio_peak": peak, "audio_rms_pct": meter_pct(rms), "audio_peak_pct": meter_pct(peak),
+        # silent for the room's silence time (the worker's verdict), or no audio for a while
+        "audio_silent": bool(data.get("silent")) and not stale,
         "state": state, "state_label": STATE_LABELS[state], "flags": flags,
         "connected": bool(data.get("connected")) and not stale,
         "bitrate_kbps": _num(data.get("bitrate_kbps")), "fps": _num(data.get("fps"), 1),
@@ -144,6 +168,16 @@ def line_view(role, data, stale, on_air):
         "last_frame_age_ms": _num(data.get("last_frame_age_ms")),
         "audio_dbfs": dbfs, "audio_pct": 0 if dbfs is None else max(0, min(100, int((dbfs + 60) * 100 / 60))),
     }
+
+
+METER_FLOOR_DBFS = -60
+
+
+def meter_pct(value):
+    """A dBFS figure on a meter from -60 dBFS (empty) to 0 dBFS (full), in whole percent."""
+    if value is None:
+        return 0
+    return max(0, min(100, int((value - METER_FLOOR_DBFS) * 100 / -METER_FLOOR_DBFS)))
 
 
 REASON_LABELS = {
@@ -200,6 +234,47 @@ def sparkline_points(values, width=590, height=28):
     offset = SPARK_POINTS - len(values)
     return " ".join(f"{(offset + i) * step},{round(height - 1 - (v or 0) / top * (height - 2))}"
                     for i, v in enumerate(values))
+
+
+HISTORY_W, HISTORY_H = 300, 36
+HISTORY_GAP_S = 25  # samples come every 10 s: a longer gap is drawn as a gap (the line was not measured)
+HISTORY_LABELS = (("fps", _("帧率"), ""), ("bitrate_kbps", _("码率"), "kbps"), ("jitter_ms", _("抖动"), "ms"),
+                  ("loss_pct", _("丢包"), "%"))
+
+
+def history_path(points, since, span_s, top):
+    """SVG path data for (at, value) points on a HISTORY_W x HISTORY_H box: x by time over the span, y from 0 to
+    `top`; a gap in the samples (or a missing value) starts a new segment instead of drawing across it."""
+    parts, previous = [], None
+    for at, value in points:
+        if value is None:
+            previous = None
+            continue
+        x = round((at - since).total_seconds() * HISTORY_W / span_s, 1)
+        y = round(HISTORY_H - 1 - min(value, top) / top * (HISTORY_H - 2), 1) if top else HISTORY_H - 1
+        gap = previous is None or (at - previous).total_seconds() > HISTORY_GAP_S
+        parts.append(f"{'M' if gap else 'L'}{x},{y}")
+        previous = at
+    return " ".join(parts)
+
+
+def history_graphs(history, since, now):
+    """Per line, per metric: a small server-rendered graph (path, latest and highest value) of the window."""
+    span_s = max(1.0, (now - since).total_seconds())
+    lines = []
+    for role in LINE_ROLES:
+        rows = history.get(role) or []
+        graphs = []
+        for index, (key, label, unit) in enumerate(HISTORY_LABELS, start=1):
+            points = [(row[0], row[index]) for row in rows]
+            values = [v for _at, v in points if v is not None]
+            top = max(values, default=0) or (1.0 if key != "fps" else 30.0)
+            digits = 0 if key == "bitrate_kbps" else 1  # figures rounded for people
+            graphs.append({"key": key, "label": label, "unit": unit, "path": history_path(points, since, span_s, top),
+                           "last": _num(values[-1], digits) if values else None, "top": _num(top, digits),
+                           "samples": len(values)})
+        lines.append({"role": role, "label": _("主线路") if role == "primary" else _("备用线路"), "graphs": graphs})
+    return {"lines": lines, "w": HISTORY_W, "h": HISTORY_H, "since": since, "now": now}
 
 
 def tile_context(meta, health, history, viewers, stale):
@@ -282,6 +357,11 @@ class WallHub:
         self.extra = []  # alert feed fragments for the next frame: (room slug, {language: html})
         self.alert_updates = set()  # alerts whose in-place update is being read and rendered
         self.room_set_changed = False
+        # The alert sidebar's triage summary: re-read and re-rendered (at most once a frame) on any alert change
+        self.triage_html = {}  # language -> html of the latest triage summary (out-of-band swap)
+        self.triage_changed = False  # the next frame carries it
+        self.triage_dirty = False
+        self._triage_task = None
         self.frames_sent = 0
         self._flush_handle = None
         self._flushing = False
@@ -366,10 +446,15 @@ class WallHub:
                 self.refresh_meta(slug)
             if kind == "alert.acknowledged":
                 self.loop.create_task(self._alert_fragment(message.get("alert_id"), new=False))
+                self.refresh_triage()
         elif kind == "alert.raised":
             self.refresh_meta(slug)
             self.loop.create_task(self._alert_fragment(message.get("alert_id"), new=True))
+            self.refresh_triage()
+        elif kind == "alerts.snoozed":
+            self.refresh_triage()
         elif kind == "alert.updated":
+            self.refresh_triage()
             # A repeat of an open alert: its entry is replaced in place (count, time), no beep; a storm of
             # repeats of one alert costs one read and render per frame, not one per repeat.
             alert_id = message.get("alert_id")
@@ -423,15 +508,44 @@ class WallHub:
             delay = max(0.0, cadence.frame_slot(slot) - time.time())
             self._flush_handle = self.loop.call_later(delay, lambda: self.loop.create_task(self.flush(slot)))
 
+    def refresh_triage(self):
+        """An alert or a snooze changed: re-read the sidebar's triage summary beside the frames."""
+        self.triage_dirty = True
+        if self._triage_task is None or self._triage_task.done():
+            self._triage_task = self.loop.create_task(self._refresh_triage())
+
+    async def _refresh_triage(self):
+        while self.triage_dirty:
+            self.triage_dirty = False
+            try:
+                html = await database_sync_to_async(render_triage, thread_sensitive=False)(self.languages())
+            except Exception:  # noqa: BLE001 - the database hiccupped: try again shortly
+                logger.exception("wall hub could not read the alert triage")
+                self.triage_dirty = True
+                await asyncio.sleep(0.5)
+                continue
+            self.triage_html = html
+            self.triage_changed = True
+            self._schedule()
+            await asyncio.sleep(FRAME_INTERVAL_S)  # a storm of repeats: one read and render per frame
+
+    async def triage_snapshot(self, language):
+        """The triage summary for a (re)connecting dashboard: the cached one, or read now."""
+        if language not in self.triage_html:
+            html = await database_sync_to_async(render_triage, thread_sensitive=False)([language])
+            self.triage_html.setdefault(language, html[language])
+        return self.triage_html[language]
+
     async def _alert_fragment(self, alert_id, new):
         self.alert_updates.discard(alert_id)
         alert = await database_sync_to_async(load_alert, thread_sensitive=False)(alert_id)
         if alert is None:
             return
+        fresh = new and not alert.snoozed  # a snoozed room's new alert is listed, but neither beeps nor flashes
         items = {}
         for language in self.languages():
             with translation.override(language):
-                item = render_to_string("streams/wall.html#alert_item", {"alert": alert, "fresh": new})
+                item = render_to_string("streams/wall.html#alert_item", {"alert": alert, "fresh": fresh})
             items[language] = f'<div hx-swap-oob="afterbegin:#alert-list">{item}</div>' if new else item
         self.extra.append((alert.room.slug, items))
         self._schedule()
@@ -488,12 +602,15 @@ class WallHub:
         """The frame per language: every tile changed since the last frame (latest state, rendered once),
         the room-set marker, alert items. Room pages get their own room's part only, keyed (language, slug)."""
         languages = self.languages()
-        room_scopes = {(d.language, d.room) for d in self.dashboards if d.room}
+        room_scopes = {(d.language, d.room) for d in self.dashboards if d.room and d.room != ALERTS_ONLY}
+        alert_scopes = {d.language for d in self.dashboards if d.room == ALERTS_ONLY}
         for language in list(self.tiles):
             if language not in languages:
                 del self.tiles[language]  # nobody reads it: rebuilt by the next snapshot in that language
         pending, self.pending = self.pending, {}
         extra, self.extra = self.extra, []
+        triage = self.triage_html if self.triage_changed else {}
+        self.triage_changed = False
         frames = {}
         for language in languages:
             cache = self.tiles.get(language, {})
@@ -506,6 +623,8 @@ class WallHub:
             if self.room_set_changed:
                 parts.append(self.room_set_marker())
             parts.extend(item.get(language) or item[settings.LANGUAGE_CODE] for _, item in extra)
+            if triage:
+                parts.append(triage.get(language) or triage.get(settings.LANGUAGE_CODE, ""))
             if parts:
                 frames[language] = "".join(parts)
         for language, slug in room_scopes:
@@ -515,8 +634,16 @@ class WallHub:
                 parts = [cache[slug][0]] if changed[slug] else []
                 parts.append(cache[slug][1])
             parts.extend(item.get(language) or item[settings.LANGUAGE_CODE] for room, item in extra if room == slug)
+            if triage:  # the sidebar's summary is of every room, on every page
+                parts.append(triage.get(language) or triage.get(settings.LANGUAGE_CODE, ""))
             if parts:
                 frames[(language, slug)] = "".join(parts)
+        for language in alert_scopes:  # pages with the sidebar only: alert items and the summary, no tiles
+            parts = [item.get(language) or item[settings.LANGUAGE_CODE] for _, item in extra]
+            if triage:
+                parts.append(triage.get(language) or triage.get(settings.LANGUAGE_CODE, ""))
+            if parts:
+                frames[(language, ALERTS_ONLY)] = "".join(parts)
         self.room_set_changed = False
         return frames
 
@@ -541,7 +668,7 @@ class WallHub:
                 logger.warning("slow wall frame: %.0f ms to send to %d dashboards", took * 1000, len(self.dashboards))
         finally:
             self._flushing = False
-            if self.pending or self.extra or self.room_set_changed:
+            if self.pending or self.extra or self.room_set_changed or self.triage_changed:
                 self._schedule()
 
     def room_set_marker(self):
@@ -556,6 +683,8 @@ class WallHub:
             finally:
                 self.preparing.discard(language)
         cache = self.tiles[language]
+        if room == ALERTS_ONLY:
+            return ""
         if room is not None:
             return cache[room][0] + cache[room][1] if room in self.meta and room in cache else ""
         return "".join(cache[slug][0] + cache[slug][1] for slug in self.meta if slug in cache) + self.room_set_marker()
@@ -575,7 +704,8 @@ class WallHub:
         """Cancel the hub's tasks (tests; a process that ends simply drops them) and leave the group."""
         if self._flush_handle is not None:
             self._flush_handle.cancel()
-        tasks = [*self._tasks, *([self._meta_task] if self._meta_task else [])]
+        tasks = [*self._tasks, *([self._meta_task] if self._meta_task else []),
+                 *([self._triage_task] if self._triage_task else [])]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,6 +1,6 @@
 /* The wall: stamps actions with nonce + issue time, shows pending -> done/failed (or "not sent — retry" while
  * the socket is down), checks frame sequence numbers and confirms them (flow control), reconnects with backoff
- * to a fresh snapshot, filters/sorts tiles, plays alert sounds, starts previews, keyboard shortcuts.
+ * to a fresh snapshot, filters tiles (their order stays fixed) and lists rooms needing attention, plays alert sounds, starts previews, keyboard shortcuts.
  * Other sockets on the page (e.g. a room panel's) bubble their htmx:ws* events through #wall: only the wall's
  * own socket counts here. */
 (function () {
@@ -172,29 +172,82 @@
     beep();
   }
 
+  // The grid keeps its order (by name or the operator's own): a room's state never moves its tile. Rooms
+  // needing attention are listed as references in the strip above, whose height is reserved.
   function applyFilter() {
     var grid = document.getElementById("wall-grid");
     if (!grid) return;
     var status = (document.getElementById("filter-status") || {}).value || "";
     var merchant = (document.getElementById("filter-merchant") || {}).value || "";
-    var byAttention = (document.getElementById("sort-attention") || {}).checked;
     var tiles = Array.prototype.slice.call(grid.querySelectorAll(":scope > .tile"));
     tiles.forEach(function (tile) {
       var live = tile.querySelector(".tile-live");
       var show = (!status || (live && live.dataset.status === status)) && (!merchant || tile.dataset.merchant === merchant);
       tile.hidden = !show;
     });
-    if (byAttention) {
-      var sorted = tiles.slice().sort(function (a, b) {
-        var la = a.querySelector(".tile-live"), lb = b.querySelector(".tile-live");
-        return (parseInt(lb && lb.dataset.attention, 10) || 0) - (parseInt(la && la.dataset.attention, 10) || 0);
-      });
-      // CSS order instead of moving nodes: video previews keep playing.
-      sorted.forEach(function (tile, i) { tile.style.order = i; });
-    } else {
-      tiles.forEach(function (tile) { tile.style.order = ""; });
-    }
+    attentionStrip(tiles);
   }
+
+  function attentionStrip(tiles) {
+    var strip = document.getElementById("attention-strip");
+    if (!strip) return;
+    var chips = strip.querySelector(".attention-chips");
+    var wanted = [];
+    tiles.forEach(function (tile) {
+      var live = tile.querySelector(".tile-live");
+      var state = live && live.dataset.status;
+      var alerts = tile.querySelector(".tile-head .badge.warn");
+      if (state === "down" || state === "degraded") wanted.push([tile, state, strip.dataset["label" + (state === "down" ? "Down" : "Degraded")]]);
+      else if (alerts) wanted.push([tile, "alerts", alerts.textContent.trim()]);
+    });
+    var signature = wanted.map(function (w) { return w[0].dataset.slug + ":" + w[1] + ":" + w[2]; }).join("|");
+    if (signature === chips.dataset.signature) return;
+    chips.dataset.signature = signature;
+    chips.textContent = "";
+    if (!wanted.length) { var ok = document.createElement("span"); ok.className = "muted"; ok.textContent = strip.dataset.empty; chips.appendChild(ok); }
+    wanted.forEach(function (w) {
+      var a = document.createElement("a");
+      a.className = "attention-chip state-" + w[1];
+      a.href = "#tile-" + w[0].dataset.slug;
+      a.dataset.slug = w[0].dataset.slug;
+      a.textContent = (w[0].dataset.name || w[0].dataset.slug) + " · " + w[2];
+      a.addEventListener("click", function (evt) {
+        evt.preventDefault();
+        w[0].scrollIntoView({ block: "nearest" });
+        w[0].focus({ preventScroll: true });
+      });
+      chips.appendChild(a);
+    });
+  }
+
+  // Custom order: drag a tile onto another; the order is saved as the operator's preference.
+  var dragged = null;
+  function saveOrder(grid) {
+    var form = document.getElementById("wall-arrangement");
+    if (!form) return;
+    var slugs = Array.prototype.map.call(grid.querySelectorAll(":scope > .tile"), function (t) { return t.dataset.slug; });
+    htmx.ajax("POST", form.getAttribute("hx-post"), { target: "#wall-grid", swap: "outerHTML",
+      values: { order: "custom", rooms: slugs } }).then(startPreviews);
+  }
+  document.addEventListener("dragstart", function (evt) {
+    var tile = evt.target.closest && evt.target.closest("#wall-grid[data-order=custom] > .tile");
+    if (!tile) return;
+    dragged = tile; evt.dataTransfer.effectAllowed = "move";
+    try { evt.dataTransfer.setData("text/plain", tile.dataset.slug); } catch (e) { /* old browsers */ }
+  });
+  document.addEventListener("dragover", function (evt) {
+    if (dragged && evt.target.closest && evt.target.closest("#wall-grid > .tile")) evt.preventDefault();
+  });
+  document.addEventListener("drop", function (evt) {
+    var target = dragged && evt.target.closest && evt.target.closest("#wall-grid > .tile");
+    if (!target || target === dragged) { dragged = null; return; }
+    evt.preventDefault();
+    var grid = target.parentNode;
+    var tiles = Array.prototype.slice.call(grid.children);
+    grid.insertBefore(dragged, tiles.indexOf(dragged) < tiles.indexOf(target) ? target.nextSibling : target);
+    dragged = null;
+    saveOrder(grid);
+  });
 
   // Previews: live muted WHEP for a few rooms; with many rooms a program thumbnail made by the media
   // worker, refreshed every few seconds for the tiles on screen only.
@@ -237,6 +290,19 @@
     setTimeout(refreshThumbnails, THUMBNAIL_REFRESH_MS);
   }
 
+  // A tile's "more" panel opens over the wall; near the bottom of the screen it opens upwards.
+  document.addEventListener("toggle", function (evt) {
+    var details = evt.target;
+    if (!details.classList || !details.classList.contains("more-actions") || !details.open) return;
+    var body = details.querySelector(".more-body");
+    details.classList.remove("up");
+    var adjust = function () {
+      if (body && body.getBoundingClientRect().bottom > window.innerHeight) details.classList.add("up");
+    };
+    adjust();
+    details.addEventListener("htmx:afterSwap", adjust, { once: true });  // the graphs arrived: taller now
+  }, true);
+
   // Keyboard shortcuts act on the focused tile only.
   document.addEventListener("keydown", function (evt) {
     if (evt.ctrlKey || evt.metaKey || evt.altKey) return;
@@ -251,7 +317,7 @@
   document.addEventListener("DOMContentLoaded", function () {
     wall = document.getElementById("wall");
     if (!wall) return;
-    ["filter-status", "filter-merchant", "sort-attention"].forEach(function (id) {
+    ["filter-status", "filter-merchant"].forEach(function (id) {
       var el = document.getElementById(id);
       if (el) el.addEventListener("change", applyFilter);
     });
@@ -272,9 +338,10 @@
       if ([1006, 1011, 1012, 1013].indexOf(evt.detail.event && evt.detail.event.code) < 0) reconnect(false);
     });
     setInterval(function () { unknownResults(RESULT_TIMEOUT_MS); }, 1000);
-    document.body.addEventListener("htmx:afterSwap", function () {
+    document.body.addEventListener("htmx:afterSwap", function (evt) {
       var btn = document.querySelector("#mute-toggle button");
       if (btn) wall.dataset.alertsMuted = btn.dataset.muted;
+      startPreviews(); applyFilter();  // e.g. the grid re-rendered in another density or order
     });
     startPreviews();
     applyFilter();

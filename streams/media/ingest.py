@@ -11,6 +11,7 @@ import av
 import numpy as np
 from aiortc.mediastreams import MediaStreamError
 
+from . import audio_level
 from .common import AUDIO_RATE, AUDIO_SAMPLES, LINE_AUDIO_BUFFER, RECEIVE_QUEUE_KEEP, VIDEO_CLOCK
 
 logger = logging.getLogger(__name__)
@@ -87,6 +88,7 @@ class Line:
         self.has_audio = True
         self.last_audio_at = now
         self.dbfs = audio_dbfs(frame)
+        audio_level.measure(self, frame, now)
         quiet = self.dbfs < self.room.settings.silence_dbfs
         self.quiet_since = (self.quiet_since or now) if quiet else None
         self.audio.append(frame)
@@ -213,6 +215,7 @@ class Line:
             "black": "black" in names,
             "silent": "silent" in names,
             "audio_dbfs": None if self.dbfs is None else round(self.dbfs, 1),
+            "audio_level": audio_level.read(self, now),
             "luma": None if self.luma is None else round(self.luma, 1),
             "state": state,
             "trigger": trigger,

@@ -138,6 +138,7 @@ async def test_floor_assistant_pins_apology_and_viewer_page_shows_it(browser, da
     await viewer.locator("#chat-form button").click()
     await viewer.locator("#chat-list li", has_text="主播怎么卡了").wait_for(timeout=3000)
     await viewer.screenshot(path=str(ARTIFACTS / "viewer.png"), full_page=True)
+    await floor.locator("#tile-test-room .more-actions > summary").click()  # the tile's secondary actions
     await floor.locator("#tile-test-room button", has_text="取消置顶").click()
     await viewer.locator("#banner:not(.pinned)").wait_for(state="attached", timeout=3000)
 
@@ -153,6 +154,7 @@ async def test_host_cue_screen_receives_a_cue_and_the_tap_shows_on_the_tile(brow
     host = await host_context.new_page()
     await host.goto(f"{daphne_server}/cue/{room.slug}?k={key}")
     await host.wait_for_function("document.body.classList.contains('ws-open')")
+    await floor.locator("#tile-test-room .more-actions > summary").click()  # the tile's secondary actions
     await floor.locator("#tile-test-room .cue-form input[name=text]").fill("网络波动,已切备用线路")
     await floor.locator("#tile-test-room .cue-form button").click()
     cue = host.locator("#cues li.cue", has_text="网络波动,已切备用线路")
@@ -192,11 +194,10 @@ async def test_alert_flashes_the_tile_lists_in_the_feed_and_is_acknowledged(brow
             await asyncio.sleep(0.5)
 
     sender = asyncio.create_task(keep_sending())
-    # "Needs attention first": the room with both lines down is ordered first; the status filter hides the rest.
-    await page.wait_for_function("""() => {
-        const a = document.getElementById('tile-other-room'), b = document.getElementById('tile-test-room');
-        return a && b && Number(a.style.order) < Number(b.style.order); }""", timeout=5000)
+    # The room with both lines down is listed in the attention strip; the grid keeps its order (by name).
+    await page.locator("#attention-strip .attention-chip.state-down[data-slug=other-room]").wait_for(timeout=5000)
     await page.locator("#tile-other-room-live[data-status=down]").wait_for(timeout=5000)
+    assert await page.evaluate("[...document.querySelectorAll('#wall-grid > .tile')].map(t => t.style.order)") == ["", ""]
     await page.select_option("#filter-status", "down")
     await page.locator("#tile-test-room").wait_for(state="hidden", timeout=3000)
     await page.locator("#tile-other-room").wait_for(state="visible", timeout=3000)
