@@ -554,7 +554,10 @@ def take(request, pk):
 
 @login_required
 def claim(request, token):
-    """The "我来处理" link of a page (signed, expiring, single use): after login, take command."""
+    """The "我来处理" link of a page (signed, expiring, single use): after login, confirm, take command.
+
+    Opening the link only asks: chat apps and browsers fetch links ahead (previews, prefetch), and a fetch
+    must never make someone the commander. The press of the button (a POST) does."""
     require_capability(request.user, "take_incident", what="claim incident from a page")
     try:
         link = paging.read_claim_token(token)
@@ -563,6 +566,8 @@ def claim(request, token):
                       {"message": _("链接已过期,请打开事故页面接手。")}, status=410)
     except (signing.BadSignature, ClaimLink.DoesNotExist):
         return render(request, "incidents/claim_failed.html", {"message": _("链接无效。")}, status=404)
+    if request.method != "POST":
+        return render(request, "incidents/claim_confirm.html", {"incident": link.incident, "link": link})
     try:
         services.take_command(incident=link.incident, actor=request.user, via="link", link=link)
         messages.success(request, _("你已接手该事故的指挥。"))

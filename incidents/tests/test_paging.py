@@ -251,7 +251,11 @@ def test_claim_link_makes_the_person_commander_once(client, room, roster, robots
     response = client.get(url)  # not logged in: to the login page, and back here afterwards
     assert response.status_code == 302 and "/login/" in response["Location"] and "next=" in response["Location"]
     client.force_login(tech_support)
-    response = client.get(url)
+    response = client.get(url)  # a fetch of the link (a chat app's preview, prefetch) only asks
+    assert response.status_code == 200 and "我来处理" in response.content.decode()
+    incident.refresh_from_db()
+    assert incident.commander is None
+    response = client.post(url)
     assert response.status_code == 302 and response["Location"] == f"/incidents/{incident.pk}/"
     incident.refresh_from_db()
     assert incident.commander == tech_support and incident.status == "acknowledged"
@@ -259,7 +263,7 @@ def test_claim_link_makes_the_person_commander_once(client, room, roster, robots
     assert ControlAction.objects.filter(action="incident_take_command", actor=tech_support).count() == 1
 
     client.force_login(operator)  # the same link again: used up, the commander stays
-    client.get(url)
+    client.post(url)
     incident.refresh_from_db()
     assert incident.commander == tech_support
     assert ClaimLink.objects.get(incident=incident).used_by == tech_support
@@ -282,7 +286,7 @@ def test_claim_link_refuses_forged_and_expired_tokens(client, room, operator, se
     two_hours_ago = _time.time() - 2 * 3600
     with mock.patch("django.core.signing.time.time", return_value=two_hours_ago):
         token = paging.claim_token(link)
-    response = client.get(reverse("incidents:claim", args=[token]))
+    response = client.post(reverse("incidents:claim", args=[token]))
     assert response.status_code == 410
     incident.refresh_from_db()
     assert incident.commander is None

@@ -106,6 +106,7 @@ def test_technician_follows_the_pages_link_and_becomes_commander(daphne_server, 
             page.fill("input[name=username]", tech_support.username)
             page.fill("input[name=password]", PASSWORD)
             page.click("button[type=submit]")
+            page.click("[data-testid=claim-confirm]")  # the link asks first; the press takes command
             page.wait_for_url(f"**/incidents/{incident.pk}/")
             expect(page.locator("[data-testid=incident-commander]")).to_have_text("tom_tech")
             expect(page.locator("[data-testid=incident-status]")).to_have_text("已响应")
