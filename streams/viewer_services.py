@@ -5,6 +5,7 @@ once, then PUBLISHed to every process's viewer sockets (streams.fanout) or group
 cue screen (a handful of sockets, the channel layer is fine there).
 """
 
+import hashlib
 import time
 
 from django.core.exceptions import ValidationError
@@ -158,6 +159,12 @@ def post_chat_reply(*, room, actor, text):
     return message
 
 
+def _chat_tag(viewer_key):
+    """Four characters that tell a viewer's comments apart, derived from the key: the device cookie is the
+    anonymous viewer's credential, so no part of it is shown to other viewers."""
+    return hashlib.blake2s((viewer_key or "").encode(), digest_size=2).hexdigest() if viewer_key else ""
+
+
 def post_viewer_chat(*, room, viewer_key, text, nickname=""):
     """A viewer's comment (rate-limited by the socket); not a control action, so not audited."""
     from .presence import viewer_ids_for_keys
@@ -170,7 +177,7 @@ def post_viewer_chat(*, room, viewer_key, text, nickname=""):
     with transaction.atomic():
         viewer_id = viewer_ids_for_keys({viewer_key}).get(viewer_key) if viewer_key else None
         message = ChatMessage.objects.create(room=room, viewer_id=viewer_id, text=text,
-                                             author_name=nickname or _("观众") + (viewer_key or "")[-4:])
+                                             author_name=nickname or _("观众") + _chat_tag(viewer_key))
         transaction.on_commit(lambda: _publish_chat(room, message))
     return message
 
