@@ -6,9 +6,10 @@ the query string (the edge's config carries it). Cheap checks first (caller, siz
 request budget bounds key guessing. `on_publish`: 302 to `<room>.<line>` (the edge renames the stream, so
 the key never travels further) when the key is good, 403 otherwise (the edge refuses the publish).
 `on_publish_done`: 200 always (the edge ignores the answer). The media worker is told at once; it also
-picks the change up with its next settings refresh if it cannot be reached now.
+picks the change up with its next settings refresh (3 s) if it cannot be reached now.
 """
 
+import asyncio
 import hmac
 import ipaddress
 import logging
@@ -61,6 +62,17 @@ def _form(request):
     return fields, None
 
 
+_telling = set()  # background notifications under way (a reference keeps each task alive)
+
+
+def _tell_worker_soon(slug):
+    """After the answer: the edge holds the encoder's publish until we answer, so the worker (which may be
+    busy or not yet leased) must not delay it. Its settings refresh is the backstop."""
+    task = asyncio.ensure_future(_tell_worker(slug))
+    _telling.add(task)
+    task.add_done_callback(_telling.discard)
+
+
 async def _tell_worker(slug):
     try:
         await client.call("reload", slug, timeout=RELOAD_TIMEOUT_S)
@@ -83,7 +95,7 @@ async def on_publish(request):
         logger.info("RTMP publish refused (%s) from %s", decision.refusal, fields["addr"])  # never the key
         return _text(403, decision.refusal)
     line = decision.line
-    await _tell_worker(line.room.slug)
+    _tell_worker_soon(line.room.slug)
     response = HttpResponse(status=302)
     response["Location"] = line.rtmp_stream_name
     return response
@@ -97,5 +109,5 @@ async def on_publish_done(request):
     line = await sync_to_async(do_end_rtmp_publish)(
         key=fields["name"], client_id=fields["clientid"], addr=fields["addr"])
     if line is not None:
-        await _tell_worker(line.room.slug)
+        _tell_worker_soon(line.room.slug)
     return _text(200, "ok")
