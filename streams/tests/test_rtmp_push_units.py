@@ -11,9 +11,9 @@ import pytest
 from conftest import free_port
 from streams.media.rtmp_push import ProgramPush, PushProfile, PushTarget, safe_url
 
-from .rtmp_support import NginxRtmp, tools_available
+from .rtmp_support import NginxRtmp, skip_without_tools
 
-pytestmark = pytest.mark.skipif(not tools_available(), reason="needs nginx and libnginx-mod-rtmp")
+pytestmark = skip_without_tools()
 
 
 def test_safe_url_hides_the_key():
