@@ -39,9 +39,7 @@ rtmp {{
       allow publish all;
 {allow_play}
       deny play all;               # only the media worker pulls the lines
-      notify_method post;
-      on_publish {callback}/rtmp/edge/on_publish{query};
-      on_publish_done {callback}/rtmp/edge/on_publish_done{query};
+{notify}
     }}
   }}
   server {{
@@ -64,13 +62,23 @@ def available():
     return bool(shutil.which("nginx") or Path("/usr/sbin/nginx").exists()) and Path(RTMP_MODULE).exists()
 
 
+def _notify(callback, secret):
+    """The callbacks to the product; without a callback (benchmarks only) every publish is accepted as named."""
+    if not callback:
+        return "      # no callbacks: every publish is accepted (benchmarks only)"
+    query = f"?secret={quote(secret, safe='')}" if secret else ""
+    base = callback.rstrip("/")
+    return (f"      notify_method post;\n"
+            f"      on_publish {base}/rtmp/edge/on_publish{query};\n"
+            f"      on_publish_done {base}/rtmp/edge/on_publish_done{query};")
+
+
 def render(*, directory, callback, ingest_port, platform_port, listen="127.0.0.1", platform_listen="127.0.0.1",
            allow_play=("127.0.0.1",), secret=""):
     return TEMPLATE.format(
         module=RTMP_MODULE, dir=Path(directory).resolve(), listen=listen, ingest_port=ingest_port,
         platform_listen=platform_listen, platform_port=platform_port, ingest_app=INGEST_APP,
-        platform_app=PLATFORM_APP, callback=callback.rstrip("/"),
-        query=f"?secret={quote(secret, safe='')}" if secret else "",
+        platform_app=PLATFORM_APP, notify=_notify(callback, secret),
         allow_play="\n".join(f"      allow play {address};" for address in allow_play))
 
 
