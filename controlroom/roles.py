@@ -38,6 +38,7 @@ CAPABILITIES = {
     "acknowledge_alert": ON_DUTY,
     "acknowledge_room_alerts": ON_DUTY,
     "edit_push_destinations": (OPS, TECH_SUPPORT),  # where the program goes: platform URLs and stream keys
+    "edit_ingest_lines": (OPS, TECH_SUPPORT),  # a line's protocol (WHIP or RTMP) and its publish key
 }
 
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
+from controlroom.roles import require_capability
+
 from .models import ControlAction, IngestLine, LiveRoom
 from .services import record_action
 
@@ -78,3 +80,30 @@ def do_end_rtmp_publish(*, key, client_id, addr):
         record_action(actor=None, actor_label=EDGE, action="rtmp_publish_done", room=line.room, target=role,
                       detail={"client": client_id, "addr": addr})
     return line
+
+
+def do_set_line_kind(*, user, line, kind, new_key=False):
+    """Make a line take WHIP or RTMP (and optionally issue a new publish key). Returns (line, raw key or None):
+    the raw key is shown once and never stored. Leaving RTMP lets go of the edge's publisher; the media worker
+    follows within its settings refresh."""
+    require_capability(user, "edit_ingest_lines", what=f"set line kind {line}")
+    if kind not in IngestLine.Kind.values:
+        raise ValueError(f"unknown line kind {kind!r}")
+    raw = None
+    with transaction.atomic():
+        line = IngestLine.objects.select_for_update(of=("self",)).select_related("room").get(pk=line.pk)
+        previous = line.kind
+        fields = []
+        if kind != previous:
+            line.kind = kind
+            line.rtmp_client = ""
+            fields += ["kind", "rtmp_client"]
+        if new_key:
+            raw = line.set_token()
+            fields += ["token_hash", "token_hint"]
+        if not fields:
+            return line, None
+        line.save(update_fields=fields)
+        record_action(actor=user, action="ingest_line_edit", room=line.room, target=line.role,
+                      detail={"from": previous, "to": kind, "new_key": bool(new_key)})
+    return line, raw

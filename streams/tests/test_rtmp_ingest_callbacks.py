@@ -70,3 +70,19 @@ def test_whip_refuses_an_rtmp_line(rtmp_room):
     response = Client().post(f"/whip/{rtmp_room.slug}/primary", "v=0\r\n", content_type="application/sdp",
                              headers={"Authorization": f"Bearer {rtmp_room.tokens['primary']}"})
     assert response.status_code == 409
+
+
+def test_ops_switch_a_line_to_rtmp_and_floor_control_may_not(room, operator, floor_assistant):
+    from django.core.exceptions import PermissionDenied
+
+    from streams.rtmp_ingest_services import do_set_line_kind
+
+    line = IngestLine.objects.get(room=room, role="backup")
+    with pytest.raises(PermissionDenied):
+        do_set_line_kind(user=floor_assistant, line=line, kind="rtmp")
+    line, raw = do_set_line_kind(user=operator, line=line, kind="rtmp", new_key=True)
+    assert line.kind == "rtmp" and raw and line.check_token(raw)
+    action = ControlAction.objects.get(room=room, action="ingest_line_edit")
+    assert action.actor == operator and raw not in str(action.detail)
+    response = Client().post("/rtmp/edge/on_publish", {**form(room, role="backup", token=raw)})
+    assert response.status_code == 302
