@@ -234,6 +234,43 @@ async def latency(args, tmp):
     return base, through, acks, seen
 
 
+def cpu_s():
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def pull_cpu(args, tmp):
+    """This process's CPU (% of a core) for one room pulling 0, 1 and 2 RTMP lines (720p30 H.264 + AAC from
+    ffmpeg), with no push destination: the cost of the pull (demux, decode, analysis) beside the idle room."""
+    edge = Edge(Path(tmp) / "edge-cpu").start()
+    encoders = [FfmpegEncoder(edge.url(f"cpu.{role}"), colour, 440, size="1280x720").start()
+                for role, colour in (("primary", RED), ("backup", GREEN))]
+    results = []
+    try:
+        for pulls in (0, 1, 2):
+            sources = tuple(RtmpSource(role, edge.url(f"cpu.{role}"), role) for role in ("primary", "backup")[:pulls])
+            hooks = BenchHooks(RoomSettings(rtmp_pulls=sources))
+            engine = MediaEngine(hooks, config(args.push_width, args.push_height))
+            room = await engine.room(f"cpu{pulls}")
+            for source in sources:
+                await wait_line(room, source.role)
+            await asyncio.sleep(2)
+            before, started = cpu_s(), time.monotonic()
+            seqs = {role: room.lines[role].seq for role in ("primary", "backup")}
+            await asyncio.sleep(args.seconds)
+            elapsed = time.monotonic() - started
+            fps = [(room.lines[s.role].seq - seqs[s.role]) / elapsed for s in sources]
+            results.append((pulls, (cpu_s() - before) / elapsed * 100, fps))
+            await engine.shutdown()
+    finally:
+        for e in encoders:
+            e.stop()
+        edge.stop()
+    return results
+
+
 async def colour_changes(encoder, reader, changes):
     await asyncio.sleep(0.5)
     deadline = time.monotonic() + 20
@@ -343,6 +380,7 @@ async def main():
     parser.add_argument("--push-width", type=int, default=1280)
     parser.add_argument("--push-height", type=int, default=720)
     parser.add_argument("--soak-minutes", type=float, default=0)
+    parser.add_argument("--seconds", type=float, default=10.0, help="CPU window per case")
     args = parser.parse_args()
     print(f"host: {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}; ingest 640x360@30 H.264 from ffmpeg, "
           f"push {args.push_width}x{args.push_height}@30")
@@ -350,6 +388,11 @@ async def main():
         if args.soak_minutes:
             await soak(args, tmp)
             return
+        base_cpu = None
+        for pulls, cpu, fps in await pull_cpu(args, tmp):
+            base_cpu = cpu if base_cpu is None else base_cpu
+            print(f"room pulling {pulls} RTMP line(s) 720p30: {cpu:.1f} % of a core "
+                  f"(+{cpu - base_cpu:.1f} vs none); decoded fps {', '.join(f'{f:.1f}' for f in fps) or '-'}")
         base, through, acks, seen = await latency(args, tmp)
         print(f"colour change at the encoder → platform player, straight (baseline): {summary(base)}")
         print(f"colour change at the encoder → platform player, through the product: {summary(through)}")
