@@ -104,7 +104,10 @@ class RtmpPull:
                         pass
             if self.stopping.is_set():
                 return
-            self.loop.call_soon_threadsafe(self._lost)
+            try:
+                self.loop.call_soon_threadsafe(self._lost)
+            except RuntimeError:  # the loop is gone (the process is stopping)
+                return
             self.stopping.wait(RETRY_S)
 
     def _pull(self, container):
@@ -135,7 +138,10 @@ class RtmpPull:
             if self._scheduled:
                 return
             self._scheduled = True
-        self.loop.call_soon_threadsafe(self._deliver)
+        try:
+            self.loop.call_soon_threadsafe(self._deliver)
+        except RuntimeError:  # the loop is gone (the process is stopping)
+            self.stopping.set()
 
     # --- on the event loop ---
     def _current(self):
