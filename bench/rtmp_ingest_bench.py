@@ -157,6 +157,37 @@ def settings_for(edge, platform, **extra):
                     RtmpSource("backup", edge.url("bench.backup"), "b")), **extra)
 
 
+class Tally:
+    """Folds what the platform's players saw into running figures and lets go of the samples, so the bench
+    process's own memory stays flat and its RSS speaks for the engine. (Trimming with `del lst[:n]` is safe
+    against the reader threads' appends.)"""
+
+    def __init__(self):
+        self.frames = 0
+        self.max_gap = 0.0
+        self.max_hole = 0.0
+        self.colours = {}
+
+    def fold(self, reader):
+        ts = reader.video_ts
+        n = len(ts)
+        if n >= 2:
+            self.max_gap = max(self.max_gap, max(b - a for a, b in zip(ts[:n], ts[1:n])))
+            self.frames += n - 1
+            del ts[:n - 1]
+        audio = reader.audio
+        n = len(audio)
+        if n >= 2:
+            self.max_hole = max(self.max_hole, max(abs(b[0] - (a[0] + a[1] / 48000))
+                                                   for a, b in zip(audio[:n], audio[1:n])))
+            del audio[:n - 1]
+        frames = reader.frames
+        n = len(frames)
+        for _t, colour in frames[:n]:
+            self.colours[colour] = self.colours.get(colour, 0) + 1
+        del frames[:n]
+
+
 class BenchHooks(Hooks):
     def __init__(self, settings):
         self.settings = settings
@@ -312,6 +343,8 @@ async def soak(args, tmp):
         await wait_line(room, "backup")
         readers.append(PlatformReader(platform.url(SLUG)).start())
         await asyncio.sleep(5)
+        tally = Tally()
+        tally.fold(readers[0])
         rss_start = rss_mb()
         print(f"soak: {args.soak_minutes:g} min, a fault every 20 s; RSS at start {rss_start:.0f} MB", flush=True)
         faults = ("primary killed", "backup killed", "both killed", "slate", "platform restarted")
@@ -342,6 +375,8 @@ async def soak(args, tmp):
                 except Exception as exc:  # noqa: BLE001 - reported, the soak goes on
                     print(f"  end_slate refused: {exc}", flush=True)
             await asyncio.sleep(10)
+            for r in readers:
+                tally.fold(r)
             h = room.push.health()[0]
             print(f"  {time.monotonic() - start:6.0f} s  {fault:<19} program {room.source:<7} "
                   f"push {h['state']} reconnects {h['reconnects']} dropped {h['dropped_frames']}  "
@@ -349,20 +384,14 @@ async def soak(args, tmp):
         rss_end = rss_mb()
         # platform restarts each force one new publish; anything beyond that the product caused
         publishes = len(__import__("re").findall(rf"publish: name='{SLUG}'", (platform.dir / "error.log").read_text()))
-        gaps, holes = [], []
         for r in readers:
-            ts = r.video_ts
-            gaps += [b - a for a, b in zip(ts, ts[1:])]
-            holes += [abs(b[0] - (a[0] + a[1] / 48000)) for a, b in zip(r.audio, r.audio[1:])]
+            tally.fold(r)
         print(f"faults: {n}; platform starts {platform_starts}; publishes at the platform {publishes} "
               f"→ disconnects caused by the product: {publishes - platform_starts}")
-        print(f"largest video timestamp gap {max(gaps) * 1000:.1f} ms ({max(gaps) * FPS:.2f} frame durations) over "
-              f"{len(gaps)} frames; largest audio hole {max(holes) * 1000:.1f} ms")
+        print(f"largest video timestamp gap {tally.max_gap * 1000:.1f} ms ({tally.max_gap * FPS:.2f} frame durations) "
+              f"over {tally.frames} frames; largest audio hole {tally.max_hole * 1000:.1f} ms")
         print(f"RSS start {rss_start:.0f} MB, end {rss_end:.0f} MB")
-        on_air = {}
-        for t, c in (f for r in readers for f in r.frames):
-            on_air[c] = on_air.get(c, 0) + 1
-        print(f"frames seen by the players by colour: {on_air}")
+        print(f"frames seen by the players by colour: {tally.colours}")
     finally:
         for r in readers:
             r.stop()
