@@ -138,6 +138,7 @@ def line_view(role, data, stale, on_air):
     return {
         "role": role, "label": _("主") if role == "primary" else _("备"), "on_air": on_air,
         "state": state, "state_label": STATE_LABELS[state], "flags": flags,
+        "rtmp": data.get("kind") == "rtmp",
         "connected": bool(data.get("connected")) and not stale,
         "bitrate_kbps": _num(data.get("bitrate_kbps")), "fps": _num(data.get("fps"), 1),
         "loss_pct": _num(data.get("loss_pct"), 1), "jitter_ms": _num(data.get("jitter_ms")),

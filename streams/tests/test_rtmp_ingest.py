@@ -86,7 +86,7 @@ async def test_encoders_over_rtmp_reach_the_platform_across_cuts_and_a_killed_pr
     backup = FfmpegEncoder(edge.ingest_url(key(room, "backup")), GREEN, 660).start()
     reader = None
     try:
-        await line_health(room.slug, "primary", connected_with_picture, 30)
+        assert (await line_health(room.slug, "primary", connected_with_picture, 30))["kind"] == "rtmp"
         await line_health(room.slug, "backup", connected_with_picture, 30)
         assert await actions(room, "rtmp_publish", target="primary") == 1
         assert "rtmp://" not in str(await sync_to_async(list)(ControlAction.objects.values_list("detail", flat=True)))

@@ -86,3 +86,11 @@ def test_ops_switch_a_line_to_rtmp_and_floor_control_may_not(room, operator, flo
     assert action.actor == operator and raw not in str(action.detail)
     response = Client().post("/rtmp/edge/on_publish", {**form(room, role="backup", token=raw)})
     assert response.status_code == 302
+
+
+def test_the_tile_marks_a_line_fed_over_rtmp():
+    from streams.wall import line_view
+
+    rtmp = line_view("backup", {"state": "ok", "connected": True, "kind": "rtmp"}, stale=False, on_air=False)
+    whip = line_view("primary", {"state": "ok", "connected": True, "kind": "whip"}, stale=False, on_air=True)
+    assert rtmp["rtmp"] and not whip["rtmp"]
