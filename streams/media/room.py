@@ -481,6 +481,7 @@ class RoomEngine:
             if source is not None and (current is None or current.source != source):
                 pull = RtmpPull(line, source, asyncio.get_running_loop())
                 replaced = await line.attach(pull, source.session)
+                line.connected = False  # until the new pull delivers (the one it replaced may have been live)
                 pull.start()
                 self.spawn(self.hooks.publisher_event(
                     self.slug, role, "publisher_replaced" if replaced else "publisher_connected",
