@@ -47,6 +47,7 @@ CAPABILITIES = {
     "view_duty_roster": ON_DUTY,
     "edit_duty_roster": (MANAGER,),  # who is on duty, per role and shift
     "edit_paging_robots": (MANAGER,),  # group-robot webhooks and their secrets; delivery log
+    "edit_ingest_lines": (OPS, TECH_SUPPORT),  # a line's protocol (WHIP or RTMP) and its publish key
 }
 
 

@@ -277,6 +277,17 @@ MEDIA_WORKER_LEASE_SECONDS = env_int("MEDIA_WORKER_LEASE_SECONDS", 10, 2, 600)
 MEDIA_PUSH_WIDTH = env_int("MEDIA_PUSH_WIDTH", 1280, 160, 3840)
 MEDIA_PUSH_HEIGHT = env_int("MEDIA_PUSH_HEIGHT", 720, 90, 2160)
 MEDIA_PUSH_BITRATE = env_int("MEDIA_PUSH_BITRATE", 2_500_000, 100_000, 20_000_000)
+# RTMP ingest: encoders publish rtmp://<edge>:RTMP_INGEST_PORT/ingest/<room>.<line>.<token> to the edge (nginx with
+# libnginx-mod-rtmp, config from `manage.py rtmp_edge_config`); its on_publish/on_publish_done callbacks reach
+# /rtmp/edge/... (loopback only, or anyone presenting RTMP_EDGE_SECRET); the media worker pulls accepted lines
+# from RTMP_EDGE_PULL_URL. RTMP_PLATFORM_PORT is the demo's stand-in platform on the same edge.
+RTMP_INGEST_PORT = env_int("RTMP_INGEST_PORT", 1935, 1, 65535)
+RTMP_PLATFORM_PORT = env_int("RTMP_PLATFORM_PORT", 1936, 1, 65535)
+RTMP_EDGE_PULL_URL = os.environ.get("RTMP_EDGE_PULL_URL", "").strip().rstrip("/") or (
+    f"rtmp://127.0.0.1:{RTMP_INGEST_PORT}/ingest")
+if not RTMP_EDGE_PULL_URL.startswith("rtmp://"):
+    raise ImproperlyConfigured(f"RTMP_EDGE_PULL_URL={RTMP_EDGE_PULL_URL!r} must be an rtmp:// URL of the edge's ingest app.")
+RTMP_EDGE_SECRET = os.environ.get("RTMP_EDGE_SECRET", "").strip()
 
 # /metrics (Prometheus text) is not public data: with a token, scrapers send "Authorization: Bearer <token>";
 # without one only loopback clients may read it.

@@ -7,8 +7,9 @@ from .models import (Alert, ControlAction, HealthSample, IngestLine, LiveRoom, L
 class IngestLineInline(admin.TabularInline):
     model = IngestLine
     extra = 0
-    fields = ("role", "state", "token_hint", "state_changed_at")
-    readonly_fields = ("token_hint", "state", "state_changed_at")
+    fields = ("role", "kind", "state", "token_hint", "state_changed_at")
+    # the protocol changes through the audited service (manage.py ingest_line), not here
+    readonly_fields = ("kind", "token_hint", "state", "state_changed_at")
 
 
 @admin.register(LiveRoom)
@@ -22,9 +23,9 @@ class LiveRoomAdmin(admin.ModelAdmin):
 
 @admin.register(IngestLine)
 class IngestLineAdmin(admin.ModelAdmin):
-    list_display = ("room", "role", "state", "token_hint", "state_changed_at")
-    list_filter = ("role", "state")
-    readonly_fields = ("token_hint",)
+    list_display = ("room", "role", "kind", "state", "token_hint", "state_changed_at")
+    list_filter = ("role", "kind", "state")
+    readonly_fields = ("kind", "token_hint")
 
 
 admin.site.register(SlateAsset)

@@ -136,8 +136,18 @@ class IngestLine(models.Model):
         CONNECTED = "connected", _("已连接")
         FAILED = "failed", _("失败")
 
+    class Kind(models.TextChoices):
+        WHIP = "whip", _("WebRTC (WHIP)")
+        RTMP = "rtmp", _("RTMP")
+
     room = models.ForeignKey(LiveRoom, related_name="lines", on_delete=models.CASCADE)
     role = models.CharField(_("线路"), max_length=10, choices=Role.choices)
+    # How the encoder reaches us: WHIP straight to the media worker, or RTMP to the ingest edge (nginx-rtmp),
+    # from which the worker pulls the line.
+    kind = models.CharField(_("推流协议"), max_length=8, choices=Kind.choices, default=Kind.WHIP)
+    # The edge's client id of the RTMP publisher it accepted for this line (blank: none publishing). The
+    # media worker pulls the line while it is set; a new id (the encoder reconnected) starts a fresh pull.
+    rtmp_client = models.CharField(max_length=32, blank=True, editable=False)
     # Publish tokens are stored hashed; the raw token is shown once when (re)generated.
     token_hash = models.CharField(max_length=64, editable=False)
     token_hint = models.CharField(max_length=8, editable=False, blank=True)
@@ -162,6 +172,20 @@ class IngestLine(models.Model):
 
     def check_token(self, raw):
         return bool(raw) and bool(self.token_hash) and hmac.compare_digest(self.token_hash, hash_token(raw))
+
+    @property
+    def rtmp_stream_name(self):
+        """The name the edge publishes this line under once the key is accepted (no token in it)."""
+        return f"{self.room.slug}.{self.role}"
+
+    @staticmethod
+    def parse_rtmp_key(key):
+        """(room slug, role, token) from an RTMP stream key `<room>.<role>.<token>`; token "" when absent
+        (the renamed stream). None for anything else."""
+        parts = key.split(".")
+        if len(parts) not in (2, 3) or parts[1] not in IngestLine.Role.values or not parts[0]:
+            return None
+        return parts[0], parts[1], parts[2] if len(parts) == 3 else ""
 
 
 class AppendOnlyModel(models.Model):

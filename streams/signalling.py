@@ -162,6 +162,8 @@ async def whip(request, room_slug, line_role):
     line, problem = await _publisher(request, room_slug, line_role)
     if problem:
         return problem
+    if line.kind != IngestLine.Kind.WHIP:
+        return _error(409, "this line takes RTMP: publish to the RTMP ingest address with the line's stream key")
     sdp, problem = await _read_offer(request, need_video=("vp8", "h264"))
     if problem:
         return problem

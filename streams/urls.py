@@ -45,3 +45,10 @@ urlpatterns += [
     path("rooms/<slug:slug>/push/<int:pk>/edit", push_views.push_destination_edit, name="push_destination_edit"),
     path("rooms/<slug:slug>/push/<int:pk>/delete", push_views.push_destination_delete, name="push_destination_delete"),
 ]
+
+from . import rtmp_ingest_views  # noqa: E402
+
+urlpatterns += [
+    path("rtmp/edge/on_publish", rtmp_ingest_views.on_publish, name="rtmp_on_publish"),
+    path("rtmp/edge/on_publish_done", rtmp_ingest_views.on_publish_done, name="rtmp_on_publish_done"),
+]

@@ -162,6 +162,7 @@ def line_view(role, data, stale, on_air):
         # silent for the room's silence time (the worker's verdict), or no audio for a while
         "audio_silent": bool(data.get("silent")) and not stale,
         "state": state, "state_label": STATE_LABELS[state], "flags": flags,
+        "rtmp": data.get("kind") == "rtmp",
         "connected": bool(data.get("connected")) and not stale,
         "bitrate_kbps": _num(data.get("bitrate_kbps")), "fps": _num(data.get("fps"), 1),
         "loss_pct": _num(data.get("loss_pct"), 1), "jitter_ms": _num(data.get("jitter_ms")),

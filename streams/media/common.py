@@ -91,6 +91,8 @@ class RoomSettings:
     slate_has_audio: bool = False
     # enabled RTMP push destinations (rtmp_push.PushTarget: id, label, url with the stream key)
     destinations: tuple = ()
+    # lines whose encoder publishes RTMP to the ingest edge right now (rtmp_ingest.RtmpSource: role, url, session)
+    rtmp_pulls: tuple = ()
 
 
 class Hooks:

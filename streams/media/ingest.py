@@ -204,6 +204,7 @@ class Line:
         age = self.frame_age_ms(now)
         return {
             "connected": self.connected,
+            "kind": getattr(self.pc, "kind", "whip"),  # rtmp: pulled from the ingest edge (rtmp_ingest.RtmpPull)
             "bitrate_kbps": round(self.stats["bitrate_kbps"], 1),
             "fps": round(fps, 1),
             "width": self.width,

@@ -17,6 +17,7 @@ from .load import LoopMonitor
 from .common import AUDIO_RATE, AUDIO_SAMPLES, LINE_ROLES, SOURCES, BadOffer, CommandError, OutputFull
 from .ingest import Line
 from .offers import validate_offer
+from .rtmp_ingest import RtmpPull
 from .rtmp_push import ProgramPush, PushProfile
 from .output import ProgramOutput, SlateSource, StockViewerTrack, ViewerTrack, encode_thumbnail, silence_frame
 
@@ -78,6 +79,7 @@ class RoomEngine:
         self.samples = deque(maxlen=10)
         self.background = set()
         self.watchdogs = set()  # handshake timers of peers not yet connected
+        self.pulls_lock = asyncio.Lock()
         self.push = ProgramPush(slug, PushProfile(
             width=config.push_width, height=config.push_height, fps=config.fps,
             video_bitrate=config.push_video_bitrate, audio_bitrate=config.push_audio_bitrate,
@@ -93,6 +95,7 @@ class RoomEngine:
         loops = (self._video_pump(), self._audio_pump(), self._monitor(), self._health_beat())
         self.tasks = [loop.create_task(c) for c in loops]
         self.push.apply(self.settings.destinations)
+        self.spawn(self.apply_rtmp_pulls(self.settings.rtmp_pulls))
 
     async def stop(self):
         self.running = False
@@ -421,6 +424,8 @@ class RoomEngine:
             raise CommandError(f"unknown line {role!r}")
         if line.pc is None or not line.connected:
             raise CommandError(f"the {role} line has no publisher connected")
+        if isinstance(line.pc, RtmpPull):
+            raise CommandError(f"the {role} line is RTMP: its encoder's keyframe interval sets when keyframes come")
         sent = 0
         for receiver in line.pc.getReceivers():
             if receiver.track is not None and receiver.track.kind == "video":
@@ -457,9 +462,35 @@ class RoomEngine:
         self.policy.settings = settings
         if self.running:
             self.push.apply(settings.destinations)
+            self.spawn(self.apply_rtmp_pulls(settings.rtmp_pulls))
         if slate_changed:
             self.slate.close()
             self.slate = self._load_slate()
+
+    # --- RTMP lines: pulled from the ingest edge while their encoder publishes there ---
+    async def apply_rtmp_pulls(self, sources):
+        """Pull each line the edge says is publishing; a new publisher session (the encoder reconnected)
+        replaces the pull; a line no longer publishing is let go (publisher_left)."""
+        async with self.pulls_lock:  # runs on every settings refresh: one reconciliation at a time
+            await self._apply_rtmp_pulls({source.role: source for source in sources})
+
+    async def _apply_rtmp_pulls(self, wanted):
+        for role, line in self.lines.items():
+            source = wanted.get(role)
+            current = line.pc if isinstance(line.pc, RtmpPull) else None
+            if source is not None and (current is None or current.source != source):
+                pull = RtmpPull(line, source, asyncio.get_running_loop())
+                replaced = await line.attach(pull, source.session)
+                line.connected = False  # until the new pull delivers (the one it replaced may have been live)
+                pull.start()
+                self.spawn(self.hooks.publisher_event(
+                    self.slug, role, "publisher_replaced" if replaced else "publisher_connected",
+                    {"session": source.session, "kind": "rtmp"}))
+            elif source is None and current is not None:
+                await line.detach("rtmp_publish_done")
+                self.spawn(self.hooks.publisher_event(self.slug, role, "publisher_left",
+                                                      {"session": current.session, "kind": "rtmp",
+                                                       "reason": "rtmp_publish_done"}))
 
     # --- WHIP: publishers ---
     async def publish(self, role, sdp):

@@ -223,15 +223,19 @@ class Destination:
             stop.wait(delay)
         while not stop.is_set():
             self._set_state(CONNECTING if self.failures < self.push.profile.failed_after else FAILED)
+            connects = self.connects
             try:
                 self._session(stop)
-                backoff = self.push.profile.backoff_min_s  # a session that ran ended (remote closed it)
             except Exception as exc:
                 if stop.is_set():
                     break
                 self.last_error = error_text(exc, self.target.url)
                 logger.warning("%s: push to %s (%s) failed: %s", self.push.slug, self.target.label,
                                safe_url(self.target.url), self.last_error)
+            if self.connects != connects:
+                # the session went live: whatever ended it (the platform closing it, a write error), this is
+                # a new outage and starts from the shortest backoff, not where the last outage left off
+                backoff = self.push.profile.backoff_min_s
             if stop.is_set():
                 break
             self.failures += 1

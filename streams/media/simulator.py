@@ -206,7 +206,9 @@ class SimulatedLine:
             raise ConnectionError(str(exc)) from None
         if status != 201:
             await pc.close()
-            raise ConnectionError(f"WHIP {self.room_slug}/{self.role} -> {status}: {body.strip()}")
+            error = ConnectionError(f"WHIP {self.room_slug}/{self.role} -> {status}: {body.strip()}")
+            error.status = status
+            raise error
         await pc.setRemoteDescription(RTCSessionDescription(sdp=body, type="answer"))
         self.pc, self.location = pc, location
         self.connects += 1
@@ -224,6 +226,10 @@ class SimulatedLine:
                 try:
                     await self.connect()
                 except ConnectionError as exc:
+                    if getattr(exc, "status", None) == 409:  # the line takes RTMP now: an encoder feeds it
+                        logger.info("%s; the simulator leaves this line alone (retrying in 30 s)", exc)
+                        await _sleep_or_stop(stop, 30.0)
+                        continue
                     logger.warning("%s", exc)
                     await _sleep_or_stop(stop, 2.0)
                     continue

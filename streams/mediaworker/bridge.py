@@ -26,6 +26,7 @@ from controlroom.db import retry_write
 from .. import snapshots
 from ..media.engine import CommandError, Hooks, OutputConfig, RoomSettings
 from ..media.rtmp_push import PushTarget
+from ..media.rtmp_ingest import RtmpSource
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +89,7 @@ async def close_db():
 # --- sync database work ---------------------------------------------------------------------
 
 def load_room_settings(slug):
-    from streams.models import LiveRoom
+    from streams.models import IngestLine, LiveRoom
 
     try:
         room = LiveRoom.objects.select_related("slate").get(slug=slug)
@@ -124,6 +125,8 @@ def load_room_settings(slug):
         slate_has_audio=bool(slate and slate.has_audio),
         destinations=tuple(PushTarget(d.pk, d.platform, d.push_url)
                            for d in room.push_destinations.filter(enabled=True).order_by("pk")),
+        rtmp_pulls=tuple(RtmpSource(line.role, f"{settings.RTMP_EDGE_PULL_URL}/{slug}.{line.role}", line.rtmp_client)
+                         for line in room.lines.filter(kind=IngestLine.Kind.RTMP).exclude(rtmp_client="")),
     )
 
 

@@ -34,6 +34,112 @@ def tools_available():
     return bool(shutil.which("nginx") and shutil.which("ffmpeg") and Path(NGINX_RTMP_MODULE).exists())
 
 
+def skip_without_tools():
+    """Skip when nginx-rtmp or ffmpeg are missing, except in CI (CI=true): there scripts/test-deps.sh installs
+    them, and a missing tool must fail the run loudly rather than skip the RTMP tests silently."""
+    import os
+
+    import pytest
+
+    ci = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+    return pytest.mark.skipif(not tools_available() and not ci,
+                              reason="needs nginx, libnginx-mod-rtmp and ffmpeg (scripts/test-deps.sh installs them)")
+
+
+class Edge:
+    """The product's ingest edge (config from streams.rtmp_edge) on free loopback ports: encoders publish to
+    `ingest`, the edge calls the product at `callback`, and `live` on the second port stands in for a platform."""
+
+    def __init__(self, directory, callback, ingest_port, platform_port):
+        self.dir, self.callback = Path(directory), callback
+        self.ingest_port, self.platform_port = ingest_port, platform_port
+        self.proc = None
+
+    def start(self, timeout=10.0):
+        import socket
+
+        from streams import rtmp_edge
+
+        conf = rtmp_edge.write_config(self.dir, callback=self.callback, ingest_port=self.ingest_port,
+                                      platform_port=self.platform_port)
+        self.proc = subprocess.Popen(["nginx", "-c", str(conf), "-p", str(self.dir)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        for port in (self.ingest_port, self.platform_port):
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                    break
+                except OSError:
+                    if self.proc.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError(f"the edge did not start: {self.log()[-2000:]}")
+                    time.sleep(0.1)
+        return self
+
+    def log(self):
+        path = self.dir / "error.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def ingest_url(self, key):
+        return f"rtmp://127.0.0.1:{self.ingest_port}/ingest/{key}"
+
+    def pull_base(self):
+        return f"rtmp://127.0.0.1:{self.ingest_port}/ingest"
+
+    def platform_base(self):
+        return f"rtmp://127.0.0.1:{self.platform_port}/live"
+
+    def publishes(self, name):
+        """How many times a publisher started publishing `name` (one = the connection never dropped)."""
+        return len(re.findall(rf"publish: name='{re.escape(name)}'", self.log()))
+
+    def stop(self):
+        NginxRtmp.stop(self)
+
+
+class FfmpegEncoder:
+    """Debian's ffmpeg as an encoder pushing RTMP: a solid colour with light temporal noise (a live picture,
+    never "frozen") and a sine tone, in real time (-re), H.264 + AAC in FLV, a keyframe every second."""
+
+    def __init__(self, url, rgb_hex, tone=440, size="320x240", fps=30):
+        self.url, self.rgb_hex, self.tone, self.size, self.fps = url, rgb_hex, tone, size, fps
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-re",
+             "-f", "lavfi", "-i", f"color=c=0x{self.rgb_hex}:s={self.size}:r={self.fps},noise=alls=12:allf=t",
+             "-f", "lavfi", "-i", f"sine=frequency={self.tone}:sample_rate=48000",
+             "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", str(self.fps),
+             "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "64k", "-f", "flv", self.url],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        return self
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def wait(self, timeout):
+        """Its exit code (None if still running after `timeout`)."""
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def kill(self):
+        """The encoder dies (SIGKILL: no goodbye to the edge)."""
+        if self.running():
+            self.proc.kill()
+            self.proc.wait(5)
+
+    def stop(self):
+        if self.running():
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
 class NginxRtmp:
     """`nginx -c <conf> -p <dir>` with one live application; its error log (info) records each publish."""
 

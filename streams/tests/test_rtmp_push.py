@@ -16,10 +16,9 @@ from streams.models import Alert, PushDestination
 
 from .media_fixtures import media, stop_media  # noqa: F401 (media: a fixture used below)
 from .media_support import Http, Publisher
-from .rtmp_support import NginxRtmp, PlatformReader, tools_available
+from .rtmp_support import NginxRtmp, PlatformReader, skip_without_tools
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow,
-              pytest.mark.skipif(not tools_available(), reason="needs nginx, libnginx-mod-rtmp and ffmpeg")]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, skip_without_tools()]
 
 FPS = 30
 KEY = "room-key-0123456789"
