@@ -230,3 +230,11 @@ def fraud_signals(campaign):
     anonymous = viewers.filter(platform_user_id=None).count()
     return {"by_address": by_address, "by_agent": by_agent, "bursts": bursts, "anonymous": anonymous,
             "flagged": bool(by_address or by_agent or bursts or anonymous)}
+
+
+def retention_holds():
+    """Windows pruning must keep (streams.hooks.register_retention_holds): the audience window of every
+    campaign not yet closed (draft, approved or issuing), whose eligibility is computed from presence."""
+    return (Campaign.objects.filter(status__in=[Campaign.Status.DRAFT, Campaign.Status.APPROVED,
+                                                Campaign.Status.ISSUING])
+            .values_list("room_id", "window_start", "window_end"))

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -479,6 +480,10 @@ class ViewerSession(models.Model):
         indexes = [
             models.Index(fields=["room", "joined_at"]),
             models.Index(fields=["room", "last_seen_at"]),
+            # Presence during a window: sessions of the room that ended (or were last seen) after its start
+            # and joined before its end (viewers_present, compensation audiences).
+            models.Index(models.F("room"), Coalesce("left_at", "last_seen_at"), models.F("joined_at"),
+                         name="streams_vs_room_ended_joined"),
         ]
         verbose_name = _("观看记录")
         verbose_name_plural = _("观看记录")
