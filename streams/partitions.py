@@ -122,8 +122,10 @@ def create_partitions_covering(cursor, table, start, end):
     cursor.execute(f"SELECT partition_interval FROM {PARTMAN_SCHEMA}.part_config WHERE parent_table = %s",
                    [f"public.{table}"])
     step = cursor.fetchone()[0]
-    cursor.execute("SELECT array_agg(t) FROM generate_series(%s::timestamptz, %s::timestamptz, %s::interval) t",
-                   [start, end, step])
+    # Partitions start on whole days (months): pg_partman takes the given instants as partition starts.
+    cursor.execute("SELECT array_agg(t) FROM generate_series(date_trunc(CASE WHEN %s::interval >= '28 days' "
+                   "THEN 'month' ELSE 'day' END, %s::timestamptz), %s::timestamptz, %s::interval) t",
+                   [step, start, end, step])
     cursor.execute(f"SELECT {PARTMAN_SCHEMA}.create_partition_time(%s, %s)",
                    [f"public.{table}", cursor.fetchone()[0]])
 
