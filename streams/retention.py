@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 import zlib
-from datetime import timedelta
+from datetime import timedelta, timezone as dt_timezone
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -132,7 +132,7 @@ def _minute_aggregates(start, end):
         metrics[f"{metric}_mean"] = Avg(metric)
         metrics[f"{metric}_max"] = Max(metric)
     queryset = (HealthSample.objects.filter(at__gte=start, at__lt=end)
-                .annotate(minute=TruncMinute("at")).values("room_id", "line_role", "minute")
+                .annotate(minute=TruncMinute("at", tzinfo=dt_timezone.utc)).values("room_id", "line_role", "minute")
                 .annotate(samples=Count("id"), connected_samples=Count("id", filter=Q(connected=True)),
                           frozen_samples=Count("id", filter=Q(frozen=True)),
                           black_samples=Count("id", filter=Q(black=True)),
@@ -164,6 +164,13 @@ def _downsample(job, now=None):
         watermark = oldest.replace(second=0, microsecond=0)
     minutes = chunks = 0
     while watermark < end:
+        # Skip hours without samples (nights, a room off air) in one step.
+        following = HealthSample.objects.filter(at__gte=watermark).order_by("at").values_list("at", flat=True).first()
+        if following is None or following >= end:
+            RetentionJob.objects.filter(pk=job.pk).update(watermark=end)
+            watermark = end
+            break
+        watermark = max(watermark, following.replace(second=0, microsecond=0))
         chunk_end = min(watermark + DOWNSAMPLE_CHUNK, end)
         with transaction.atomic():
             minutes += downsample_range(watermark, chunk_end)
