@@ -73,9 +73,12 @@ def partition_table(cursor, table, column, interval, premake):
     for name, definition in indexes:
         cursor.execute(definition.replace(f" ON public.{old} ", f" ON public.{table} "))
     start = (oldest or datetime.now(dt_timezone.utc)) - timedelta(days=1)
+    # pg_partman 4 (Debian 12) calls native partitioning "native", 5 (PGDG, newer Debian) "range".
+    cursor.execute("SELECT split_part(extversion, '.', 1)::int FROM pg_extension WHERE extname = 'pg_partman'")
+    kind = "native" if cursor.fetchone()[0] < 5 else "range"
     cursor.execute(f"SELECT {PARTMAN_SCHEMA}.create_parent(p_parent_table := %s, p_control := %s, "
-                   "p_type := 'native', p_interval := %s, p_premake := %s, p_start_partition := %s, "
-                   "p_jobmon := false)", [f"public.{table}", column, interval, premake, start.isoformat()])
+                   "p_type := %s, p_interval := %s, p_premake := %s, p_start_partition := %s, p_jobmon := false)",
+                   [f"public.{table}", column, kind, interval, premake, start.isoformat()])
     cursor.execute(f'INSERT INTO "{table}" SELECT * FROM "{old}"')
     cursor.execute(f'DROP TABLE "{old}"')
 
