@@ -312,3 +312,20 @@ def test_a_killed_downsampling_run_resumes_where_it_stopped(subprocess_env, room
     assert minutes.count() == 2 * 6 * 60
     assert set(minutes.values_list("samples", flat=True)) == {6}
     assert RetentionJob.objects.get(name="downsample").ok is True
+
+
+def test_the_jobs_are_scheduled_on_beat_and_in_process(db):
+    from django.conf import settings as django_settings
+
+    from controlroom.celery import app
+
+    scheduled = {entry["task"] for entry in django_settings.CELERY_BEAT_SCHEDULE.values()}
+    assert {"streams.retention_downsample", "streams.retention_partitions", "streams.retention_nightly"} <= scheduled
+    app.loader.import_default_modules()
+    assert scheduled <= set(app.tasks)
+    # The embedded default's scheduler decides from the jobs' last starts (a restart neither skips nor repeats).
+    assert retention.due_jobs() == ["downsample", "nightly"]
+    retention.nightly()
+    assert retention.due_jobs() == []
+    later = timezone.now() + timedelta(days=1, seconds=1)
+    assert retention.due_jobs(later) == ["downsample", "nightly"]
