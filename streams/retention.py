@@ -18,7 +18,7 @@ import zlib
 from datetime import timedelta, timezone as dt_timezone
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.db.models import Avg, Count, Max, Min, Q
 from django.db.models.functions import Coalesce, TruncMinute
 from django.utils import timezone
@@ -109,15 +109,18 @@ def _not_held(queryset, held, start_field, end_field=None):
 
 
 def delete_in_batches(queryset):
-    """Delete the rows of `queryset` a batch at a time, one short transaction each. Returns the count."""
-    deleted = 0
+    """Delete the rows of `queryset` a batch at a time, one short transaction each, walking the primary key
+    upwards (old rows have low ids: each batch starts where the last one ended). Returns the count."""
+    deleted, last = 0, 0
     model = queryset.model
     while True:
         with transaction.atomic():
-            ids = list(queryset.order_by().values_list("pk", flat=True)[:settings.RETENTION_BATCH_ROWS])
+            ids = list(queryset.filter(pk__gt=last).order_by("pk").values_list("pk", flat=True)
+                       [:settings.RETENTION_BATCH_ROWS])
             if not ids:
                 return deleted
             deleted += model.objects.filter(pk__in=ids).delete()[0]
+        last = ids[-1]
         _pause()
 
 
@@ -219,8 +222,15 @@ def _drop_partitions(table, column, cutoff, held):
             if any(start < upper and end > lower for _room, start, end in held):
                 kept.append(name)
                 continue
-            with transaction.atomic():
-                cursor.execute(f'DROP TABLE "{name}"')
+            try:
+                with transaction.atomic():
+                    # Dropping a partition locks its parent: never queue live writers behind a long query.
+                    cursor.execute("SET LOCAL lock_timeout = '5s'")
+                    cursor.execute(f'DROP TABLE "{name}"')
+            except OperationalError:
+                logger.warning("retention: %s busy, not dropped this time", name)
+                kept.append(name)
+                continue
             dropped.append(name)
     return dropped, kept
 
