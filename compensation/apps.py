@@ -24,6 +24,10 @@ class CompensationConfig(AppConfig):
 
             hooks.register_viewer_panel(viewer_offers_panel)  # join / grab buttons on /live/<slug>
             hooks.register_wall_panel(wall_progress_panel)  # progress bars above the wall's tiles
+        if hooks is not None and hasattr(hooks, "register_retention_holds"):
+            from .selectors import retention_holds
+
+            hooks.register_retention_holds(retention_holds)  # a campaign's audience window until it closes
         # "You received ..." on the viewer page (streams asks its registered providers).
         try:
             from streams import viewer_notices

@@ -267,3 +267,9 @@ def draw_public_view(campaign, viewer):
     return {"campaign": campaign, "winner_names": winner_names(campaign),
             "winner_ids": [int(i) for i in (campaign.winners or [])],
             "my_standing": draw_standing(campaign, viewer) if viewer is not None else None}
+def retention_holds():
+    """Windows pruning must keep (streams.hooks.register_retention_holds): the audience window of every
+    campaign not yet closed (draft, approved or issuing), whose eligibility is computed from presence."""
+    return (Campaign.objects.filter(status__in=[Campaign.Status.DRAFT, Campaign.Status.APPROVED,
+                                                Campaign.Status.ISSUING])
+            .values_list("room_id", "window_start", "window_end"))

@@ -26,3 +26,8 @@ application = ProtocolTypeRouter(
 tune_for_many_sockets(settings.GC_THRESHOLDS, settings.GC_PAUSE_WARNING_MS)
 # SIGTERM: out within seconds even if requests were in flight (see shutdown.py).
 exit_promptly_after_server_stops()
+if settings.EMBEDDED:
+    # No Celery beat on the embedded default: the data-lifecycle jobs run from a thread of this process.
+    from streams.retention import start_in_process_scheduler
+
+    start_in_process_scheduler()

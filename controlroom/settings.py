@@ -11,6 +11,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import dj_database_url
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
@@ -228,6 +229,46 @@ CELERY_BEAT_SCHEDULE = {
     # Paging: due delivery retries and SEV1/SEV2 pages nobody acknowledged (embedded: a thread does it).
     "incidents-paging-tick": {"task": "incidents.paging_tick", "schedule": float(PAGING_TICK_S)},
 }
+
+# --- Data lifecycle (streams/retention.py; README "Retention") ----------------------------
+# How long each time-series or history table keeps its rows. Pruning never removes what an open case
+# needs: rows of a room inside the window of an incident not yet reviewed, or of a compensation campaign
+# not yet closed, stay (plus RETENTION_HOLD_MARGIN_MIN on either side) until the case closes.
+RETENTION_HEALTH_RAW_DAYS = env_int("RETENTION_HEALTH_RAW_DAYS", 14, 2, 366)  # 10 s health samples
+RETENTION_HEALTH_MINUTE_DAYS = env_int("RETENTION_HEALTH_MINUTE_DAYS", 400, 2, 3660)  # 1-minute min/mean/max
+RETENTION_PRESENCE_DAYS = env_int("RETENTION_PRESENCE_DAYS", 180, 7, 3660)  # viewer sessions
+RETENTION_CHAT_DAYS = env_int("RETENTION_CHAT_DAYS", 180, 7, 3660)  # chat messages
+RETENTION_ALERT_DAYS = env_int("RETENTION_ALERT_DAYS", 400, 7, 3660)  # acknowledged alerts
+RETENTION_HOST_CUE_DAYS = env_int("RETENTION_HOST_CUE_DAYS", 400, 7, 3660)
+RETENTION_ANNOUNCEMENT_DAYS = env_int("RETENTION_ANNOUNCEMENT_DAYS", 400, 7, 3660)  # unpinned ones
+# The audit log is never deleted: after this many days its rows move to the archive table
+# (streams_controlactionarchive), which the audit page searches and exports as well.
+RETENTION_AUDIT_HOT_DAYS = env_int("RETENTION_AUDIT_HOT_DAYS", 90, 7, 3660)
+RETENTION_HOLD_MARGIN_MIN = env_int("RETENTION_HOLD_MARGIN_MIN", 60, 0, 24 * 60)
+# PostgreSQL: daily partitions (pg_partman) are created this many days ahead.
+RETENTION_PARTITION_PREMAKE_DAYS = env_int("RETENTION_PARTITION_PREMAKE_DAYS", 7, 2, 60)
+# Pruning deletes (SQLite, unpartitioned tables) and archive moves go in batches of this many rows, one
+# short transaction each, pausing RETENTION_PAUSE_MS between batches so live writers keep the lock.
+RETENTION_BATCH_ROWS = env_int("RETENTION_BATCH_ROWS", 5000, 100, 1_000_000)
+RETENTION_PAUSE_MS = env_int("RETENTION_PAUSE_MS", 20, 0, 60_000)
+# The nightly pass (partitions, downsampling, pruning, archiving) runs at this Asia/Shanghai hour;
+# downsampling also runs every RETENTION_DOWNSAMPLE_EVERY_S so aggregates stay near current.
+RETENTION_NIGHTLY_HOUR = env_int("RETENTION_NIGHTLY_HOUR", 4, 0, 23)
+RETENTION_DOWNSAMPLE_EVERY_S = env_int("RETENTION_DOWNSAMPLE_EVERY_S", 600, 60, 86400)
+if RETENTION_HEALTH_MINUTE_DAYS < RETENTION_HEALTH_RAW_DAYS:
+    raise ImproperlyConfigured(
+        f"RETENTION_HEALTH_MINUTE_DAYS={RETENTION_HEALTH_MINUTE_DAYS} must be at least "
+        f"RETENTION_HEALTH_RAW_DAYS={RETENTION_HEALTH_RAW_DAYS}: aggregates outlive the samples they summarise.")
+if RETENTION_PARTITION_PREMAKE_DAYS >= RETENTION_HEALTH_RAW_DAYS:
+    raise ImproperlyConfigured("RETENTION_PARTITION_PREMAKE_DAYS must be less than RETENTION_HEALTH_RAW_DAYS.")
+CELERY_BEAT_SCHEDULE.update({
+    # Every job is idempotent and resumes where a killed run stopped (streams/retention.py).
+    "streams-retention-downsample": {"task": "streams.retention_downsample",
+                                     "schedule": float(RETENTION_DOWNSAMPLE_EVERY_S)},
+    "streams-retention-partitions": {"task": "streams.retention_partitions", "schedule": 3600.0},
+    "streams-retention-nightly": {"task": "streams.retention_nightly",
+                                  "schedule": crontab(hour=RETENTION_NIGHTLY_HOUR, minute=17)},
+})
 
 # --- Auth ----------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

@@ -137,4 +137,34 @@ def metrics(request):
     counter = Counter("controlroom_control_actions", "Audited control actions", ("outcome",), registry=registry)
     for outcome, n in actions.items():
         counter.labels(outcome).inc(n)
+    retention_metrics(gauge)
     return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
+
+
+def retention_metrics(gauge):
+    """What the data-lifecycle jobs did last (streams/retention.py): when, how long, and rows/partitions."""
+    last_ok = gauge("controlroom_retention_last_ok", "1 if the job's last run succeeded, 0 if it failed or "
+                    "is running (or died)", ("job",))
+    finished = gauge("controlroom_retention_last_finished_timestamp_seconds", "When the job's last run ended",
+                     ("job",))
+    seconds = gauge("controlroom_retention_last_run_seconds", "How long the job's last run took", ("job",))
+    done = gauge("controlroom_retention_last_run_items", "What the job's last run did, per table",
+                 ("job", "table", "what"))
+    for job in selectors.retention_jobs():
+        last_ok.labels(job.name).set(1 if job.ok else 0)
+        if job.finished_at:
+            finished.labels(job.name).set(job.finished_at.timestamp())
+        if job.seconds is not None:
+            seconds.labels(job.name).set(job.seconds)
+        for table, what, value in _report_items(job.report):
+            done.labels(job.name, table, what).set(value)
+
+
+def _report_items(report):
+    for key, value in (report or {}).items():
+        if isinstance(value, dict):
+            for what, n in value.items():
+                if isinstance(n, (int, float)) and not isinstance(n, bool):
+                    yield key, what, n
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            yield "", key, value

@@ -14,3 +14,8 @@ class IncidentsConfig(AppConfig):
         # Types and runbooks exist after every migrate and every test-database flush.
         post_migrate.connect(seed_after_migrate, sender=self, dispatch_uid="incidents.seed_types")
         register_wall_hooks()
+        from streams import hooks
+
+        from .selectors import retention_holds
+
+        hooks.register_retention_holds(retention_holds)  # an open case's window is never pruned

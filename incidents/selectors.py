@@ -125,3 +125,10 @@ def duration_s(start, end):
     if start is None or end is None:
         return None
     return round((end - start).total_seconds(), 1)
+
+
+def retention_holds():
+    """Windows pruning must keep (streams.hooks.register_retention_holds): each incident not yet reviewed
+    (a cancelled one has no case to reconstruct), from detection to resolution (or still going)."""
+    return (Incident.objects.exclude(status__in=[Incident.Status.REVIEWED, Incident.Status.CANCELLED])
+            .values_list("room_id", "detected_at", "resolved_at"))

@@ -4,6 +4,7 @@
 # saved as test artefacts show Chinese text, not boxes; stress-ng for `make test-loaded` (the suite with
 # both cores busy); nginx with libnginx-mod-rtmp and ffmpeg for the RTMP tests (the ingest edge, the stand-in
 # platform and independent encoders/players; under CI=true the RTMP tests fail rather than skip without them);
+# pg_partman for the local PostgreSQL server (migrations partition the health samples with it);
 # and reachable PostgreSQL + Redis.
 set -eu
 missing=""
@@ -13,6 +14,9 @@ command -v stress-ng >/dev/null || missing="$missing stress-ng"
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing="$missing nginx"
 [ -e /usr/lib/nginx/modules/ngx_rtmp_module.so ] || missing="$missing libnginx-mod-rtmp"
 command -v ffmpeg >/dev/null || missing="$missing ffmpeg"
+for v in $(ls /usr/lib/postgresql 2>/dev/null); do
+  [ -f "/usr/share/postgresql/$v/extension/pg_partman.control" ] || missing="$missing postgresql-$v-partman"
+done
 if [ -n "$missing" ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null

@@ -17,6 +17,9 @@ class CannedReplyForm(forms.ModelForm):
 
 
 class AuditFilterForm(forms.Form):
+    # Rows older than RETENTION_AUDIT_HOT_DAYS live in the archive table (streams/retention.py).
+    period = forms.ChoiceField(choices=[("", _("近期记录")), ("archive", _("已归档记录"))], required=False,
+                               label=_("范围"))
     room = forms.ModelChoiceField(LiveRoom.objects.all(), required=False, label=_("直播间"))
     user = forms.CharField(required=False, label=_("操作人"))
     action = forms.CharField(required=False, label=_("动作"))

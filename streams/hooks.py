@@ -103,3 +103,24 @@ def register_wall_panel(fn):
 
 def wall_panels(user):
     return _panel_urls(_wall_panel_providers, user)
+
+
+# --- Data lifecycle: what pruning must keep -----------------------------------------------------
+
+_retention_hold_providers = []
+
+
+def register_retention_holds(fn):
+    """fn() -> iterable of (room_id, start, end or None for "still going"): windows of a room whose presence,
+    chat, health and cues an open case (an incident not yet reviewed, a campaign not yet closed) still needs.
+    Pruning (streams/retention.py) keeps every row of that room overlapping the window."""
+    return _register(_retention_hold_providers, fn)
+
+
+def retention_holds():
+    """Every provider's windows. A failing provider stops pruning (raises): keeping too much is safe,
+    deleting what a case needs is not."""
+    holds = []
+    for provider in list(_retention_hold_providers):
+        holds.extend(provider())
+    return holds

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -203,8 +204,8 @@ class AppendOnlyModel(models.Model):
         raise ValidationError(f"{type(self).__name__} rows are append-only.")
 
 
-class ControlAction(AppendOnlyModel):
-    """Append-only audit of every action: by a person, the media worker, or a rule."""
+class AuditRow(AppendOnlyModel):
+    """The columns of the audit log, shared by the hot table and its archive."""
 
     class Outcome(models.TextChoices):
         OK = "ok", _("成功")
@@ -226,14 +227,34 @@ class ControlAction(AppendOnlyModel):
     detail = models.JSONField(default=dict, blank=True)
 
     class Meta:
+        abstract = True
+
+    def __str__(self):
+        who = self.actor.get_username() if self.actor_id else self.actor_label
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {who} {self.action} {self.target}"
+
+
+class ControlAction(AuditRow):
+    """Append-only audit of every action: by a person, the media worker, or a rule."""
+
+    class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["room", "-created_at"])]
         verbose_name = _("操作记录")
         verbose_name_plural = _("操作记录")
 
-    def __str__(self):
-        who = self.actor.get_username() if self.actor_id else self.actor_label
-        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {who} {self.action} {self.target}"
+
+class ControlActionArchive(AuditRow):
+    """Audit rows older than RETENTION_AUDIT_HOT_DAYS, moved out of the hot table (same id), never deleted."""
+
+    id = models.BigIntegerField(primary_key=True)
+    archived_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["room", "-created_at"], name="streams_cta_room_created")]
+        verbose_name = _("操作记录(归档)")
+        verbose_name_plural = _("操作记录(归档)")
 
 
 # What made the media worker switch automatically (engine triggers), as operators read them.
@@ -340,9 +361,66 @@ class HealthSample(models.Model):
     detail = models.JSONField(default=dict, blank=True)
 
     class Meta:
-        indexes = [models.Index(fields=["room", "line_role", "-at"])]
+        # On PostgreSQL the table is partitioned by day on `at` (pg_partman; migration
+        # 0010_partition_health_samples): its primary key is (id, at) there, `id` stays unique by its sequence.
+        indexes = [
+            models.Index(fields=["room", "line_role", "-at"]),  # newest sample per line, a line's last minutes
+            models.Index(fields=["room", "at"], name="streams_hs_room_at"),  # a room's samples since t (wall graphs)
+        ]
         verbose_name = _("健康采样")
         verbose_name_plural = _("健康采样")
+
+
+class HealthMinute(models.Model):
+    """One minute of a line's health samples: min / mean / max per metric (kept far longer than samples)."""
+
+    room = models.ForeignKey(LiveRoom, related_name="+", on_delete=models.CASCADE)
+    line_role = models.CharField(max_length=10)
+    minute = models.DateTimeField()
+    samples = models.PositiveIntegerField()
+    connected_samples = models.PositiveIntegerField(default=0)
+    frozen_samples = models.PositiveIntegerField(default=0)
+    black_samples = models.PositiveIntegerField(default=0)
+    silent_samples = models.PositiveIntegerField(default=0)
+    bitrate_kbps_min = models.FloatField(null=True)
+    bitrate_kbps_mean = models.FloatField(null=True)
+    bitrate_kbps_max = models.FloatField(null=True)
+    fps_min = models.FloatField(null=True)
+    fps_mean = models.FloatField(null=True)
+    fps_max = models.FloatField(null=True)
+    loss_pct_min = models.FloatField(null=True)
+    loss_pct_mean = models.FloatField(null=True)
+    loss_pct_max = models.FloatField(null=True)
+    jitter_ms_min = models.FloatField(null=True)
+    jitter_ms_mean = models.FloatField(null=True)
+    jitter_ms_max = models.FloatField(null=True)
+    audio_dbfs_min = models.FloatField(null=True)
+    audio_dbfs_mean = models.FloatField(null=True)
+    audio_dbfs_max = models.FloatField(null=True)
+
+    METRICS = ("bitrate_kbps", "fps", "loss_pct", "jitter_ms", "audio_dbfs")
+
+    class Meta:
+        # Partitioned by month on PostgreSQL (like HealthSample); the unique key includes the partition key.
+        constraints = [models.UniqueConstraint(fields=["room", "line_role", "minute"], name="one_health_minute")]
+        verbose_name = _("健康分钟汇总")
+        verbose_name_plural = _("健康分钟汇总")
+
+
+class RetentionJob(models.Model):
+    """What a data-lifecycle job did last, and where it stopped (a killed run resumes from `watermark`)."""
+
+    name = models.CharField(max_length=40, unique=True)
+    watermark = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    ok = models.BooleanField(null=True)
+    seconds = models.FloatField(null=True)
+    report = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        verbose_name = _("数据保留任务")
+        verbose_name_plural = _("数据保留任务")
 
 
 class LiveSession(models.Model):
@@ -444,6 +522,10 @@ class ViewerSession(models.Model):
         indexes = [
             models.Index(fields=["room", "joined_at"]),
             models.Index(fields=["room", "last_seen_at"]),
+            # Presence during a window: sessions of the room that ended (or were last seen) after its start
+            # and joined before its end (viewers_present, compensation audiences).
+            models.Index(models.F("room"), Coalesce("left_at", "last_seen_at"), models.F("joined_at"),
+                         name="streams_vs_room_ended_joined"),
         ]
         verbose_name = _("观看记录")
         verbose_name_plural = _("观看记录")

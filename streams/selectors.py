@@ -135,13 +135,39 @@ def viewers_present(room, start, end):
     An interval still open (left_at NULL) ends at last_seen_at — the batched heartbeat — so a crashed
     web process never makes a viewer look present forever.
     """
-    from django.db.models import Q
+    from django.db.models.functions import Coalesce
 
     from .models import ViewerSession
 
-    return (ViewerSession.objects.filter(room=room, joined_at__lte=end)
-            .filter(Q(left_at__gte=start) | Q(left_at__isnull=True, last_seen_at__gte=start))
+    # coalesce(left_at, last_seen_at) >= start, the expression of the index on (room, ended, joined_at).
+    return (ViewerSession.objects.annotate(ended=Coalesce("left_at", "last_seen_at"))
+            .filter(room=room, ended__gte=start, joined_at__lte=end)
             .values_list("viewer_id", flat=True).distinct())
+
+
+def line_samples_since(room, line_role, since, until=None):
+    """A line's health samples in [since, until (now)], oldest first (a line's graph): from (room, line_role, at).
+    The upper bound lets PostgreSQL skip the partitions made ahead when it plans the query."""
+    from django.utils import timezone
+
+    from .models import HealthSample
+
+    return (HealthSample.objects.filter(room=room, line_role=line_role, at__gte=since, at__lte=until or timezone.now())
+            .order_by("at"))
+
+
+def newest_sample(room, line_role):
+    """The newest health sample of a line, or None."""
+    from .models import HealthSample
+
+    return HealthSample.objects.filter(room=room, line_role=line_role).order_by("-at").first()
+
+
+def chat_count_since(room, since):
+    """Chat messages of a room since `since` (the chat rate): from (room, created_at)."""
+    from .models import ChatMessage
+
+    return ChatMessage.objects.filter(room=room, created_at__gte=since).count()
 
 
 def recent_alerts(limit=30, room=None):
@@ -229,3 +255,8 @@ def line_history(room, minutes=15, now=None):
         if role in history:
             history[role].append(tuple(values))
     return history
+def retention_jobs():
+    """The data-lifecycle jobs' last runs (streams/retention.py), for /metrics."""
+    from .models import RetentionJob
+
+    return list(RetentionJob.objects.order_by("name"))

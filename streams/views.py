@@ -19,7 +19,8 @@ from .selectors import recent_alerts
 from .actions import ACTIONS
 from .demo import DEMO_ROOMS
 from .forms import AnnouncementTemplateForm, AuditFilterForm, CannedReplyForm
-from .models import (Alert, AlertSnooze, Announcement, AnnouncementTemplate, CannedReply, ChatMessage, ControlAction, HostCue,
+from .models import (Alert, AlertSnooze, Announcement, AnnouncementTemplate, CannedReply, ChatMessage, ControlAction,
+                     ControlActionArchive, HostCue,
                      LiveRoom, OperatorPreference, Viewer)
 from .viewer_consumers import DEVICE_COOKIE
 from .viewer_services import announcement_data, current_announcement
@@ -306,6 +307,8 @@ def _audit_queryset(form):
     rows = ControlAction.objects.select_related("actor", "room").order_by("-created_at", "-id")
     if form.is_valid():
         data = form.cleaned_data
+        if data.get("period") == "archive":
+            rows = ControlActionArchive.objects.select_related("actor", "room").order_by("-created_at", "-id")
         if data.get("room"):
             rows = rows.filter(room=data["room"])
         if data.get("user"):

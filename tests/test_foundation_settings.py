@@ -35,6 +35,10 @@ def boot(**env):
         ({"MEDIA_WORKER_LEASE_SECONDS": "1"}, "MEDIA_WORKER_LEASE_SECONDS=1 is out of range"),
         ({"GC_THRESHOLDS": "7000,10"}, "GC_THRESHOLDS: expected three integers"),
         ({"GC_THRESHOLDS": "lots"}, "GC_THRESHOLDS: not three comma-separated integers"),
+        ({"RETENTION_HEALTH_RAW_DAYS": "1"}, "RETENTION_HEALTH_RAW_DAYS=1 is out of range"),
+        ({"RETENTION_HEALTH_RAW_DAYS": "30", "RETENTION_HEALTH_MINUTE_DAYS": "20"},
+         "RETENTION_HEALTH_MINUTE_DAYS=20 must be at least RETENTION_HEALTH_RAW_DAYS=30"),
+        ({"RETENTION_PRESENCE_DAYS": "forever"}, "RETENTION_PRESENCE_DAYS='forever' is not an integer"),
     ],
 )
 def test_bad_setting_is_a_clear_improperly_configured(env, message):
