@@ -362,7 +362,7 @@ class HealthSample(models.Model):
 
     class Meta:
         # On PostgreSQL the table is partitioned by day on `at` (pg_partman; migration
-        # 0010_partition_health_samples): its primary key is (id, at) there, `id` stays unique by its sequence.
+        # 0012_partition_health_samples): its primary key is (id, at) there, `id` stays unique by its sequence.
         indexes = [
             models.Index(fields=["room", "line_role", "-at"]),  # newest sample per line, a line's last minutes
             models.Index(fields=["room", "at"], name="streams_hs_room_at"),  # a room's samples since t (wall graphs)

@@ -30,5 +30,5 @@ def backward(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("streams", "0009_retention_models")]
+    dependencies = [("streams", "0011_retention_models")]
     operations = [migrations.RunPython(forward, backward)]

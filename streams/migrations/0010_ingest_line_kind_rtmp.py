@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('streams', '0008_push_destinations'),
+        ('streams', '0009_alert_snooze_and_wall_preferences'),
     ]
 
     operations = [

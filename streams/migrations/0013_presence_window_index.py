@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('streams', '0010_partition_health_samples'),
+        ('streams', '0012_partition_health_samples'),
     ]
 
     operations = [

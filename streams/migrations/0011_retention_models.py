@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('streams', '0008_push_destinations'),
+        ('streams', '0010_ingest_line_kind_rtmp'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
