@@ -5,18 +5,27 @@ Each fragment is rendered ONCE after commit and the same string is sent to a gro
   incident-<id>-<role>     that role's checklist
   incidents-room-<slug>-<role>  the wall panel of a room for that role
 The htmx ws extension swaps each top-level element by its id (out-of-band).
+
+Fragments are rendered in every language of the site (each socket forwards the one of its reader), by one
+pusher thread per process after the click's response has gone: a click's request only commits its write.
 """
 
+import logging
+import queue
 import threading
 
-from django.db import transaction
+from django.conf import settings
+from django.db import close_old_connections, transaction
 from django.template.loader import render_to_string
+from django.utils import translation
 
 from streams.events import send_to_group
 
 ROLES = ("ops", "floor_control", "tech_support")
 
 _pending = threading.local()
+logger = logging.getLogger(__name__)
+
 
 
 def incident_group(incident_id, role=None):
@@ -44,12 +53,62 @@ def _flush(incident_id):
     parts = getattr(_pending, "parts", {}).pop(incident_id, None)
     if not parts:
         return  # an earlier callback of the same transaction already sent everything
+    from controlroom import deferred
+
+    if deferred.INLINE:  # the write-latency bench's baseline: every render inside the request
+        _push_logged(incident_id, parts)
+    else:
+        _pusher().put((incident_id, frozenset(parts)))
+
+
+def _push_logged(incident_id, parts):
     try:
         push_incident_now(incident_id, parts)
     except Exception:  # a push must never break the action that caused it
-        import logging
+        logger.exception("incident push failed for %s", incident_id)
 
-        logging.getLogger(__name__).exception("incident push failed for %s", incident_id)
+
+_queue = None
+_queue_lock = threading.Lock()
+
+
+def _pusher():
+    """The process's pusher thread (started on first use): renders and sends queued pushes in order,
+    merging the pushes of one incident that queued up meanwhile into one render."""
+    global _queue
+    with _queue_lock:
+        if _queue is None:
+            _queue = queue.SimpleQueue()
+            threading.Thread(target=_push_forever, args=(_queue,), name="incident-pusher", daemon=True).start()
+    return _queue
+
+
+def _push_forever(jobs):
+    while True:
+        batch = {}
+        incident_id, parts = jobs.get()
+        batch[incident_id] = set(parts)
+        while True:
+            try:
+                incident_id, parts = jobs.get_nowait()
+            except queue.Empty:
+                break
+            batch.setdefault(incident_id, set()).update(parts)
+        close_old_connections()
+        try:
+            for incident_id, parts in batch.items():
+                _push_logged(incident_id, parts)
+        finally:
+            close_old_connections()
+
+
+def _fragment(template, context):
+    """The fragment in every language of the site: {"html": default language, "by_lang": {code: html}}."""
+    by_lang = {}
+    for code, _name in settings.LANGUAGES:
+        with translation.override(code):
+            by_lang[code] = render_to_string(template, context)
+    return {"type": "incident.fragment", "html": by_lang[settings.LANGUAGE_CODE], "by_lang": by_lang}
 
 
 def push_incident_now(incident_id, parts):
@@ -60,20 +119,17 @@ def push_incident_now(incident_id, parts):
         return
     template = "incidents/detail.html"
     if "header" in parts:
-        html = render_to_string(f"{template}#header", {"incident": incident})
-        send_to_group(incident_group(incident_id), {"type": "incident.fragment", "html": html})
+        send_to_group(incident_group(incident_id), _fragment(f"{template}#header", {"incident": incident}))
     if "timeline" in parts:
-        html = render_to_string(f"{template}#timeline", {"incident": incident,
-                                                          "timeline": selectors.timeline(incident)})
-        send_to_group(incident_group(incident_id), {"type": "incident.fragment", "html": html})
+        send_to_group(incident_group(incident_id), _fragment(f"{template}#timeline", {
+            "incident": incident, "timeline": selectors.timeline(incident)}))
     if "checklist" in parts or "header" in parts:
         checklists = selectors.checklists(incident)
-        html = render_to_string(f"{template}#progress", {"incident": incident, "checklists": checklists})
-        send_to_group(incident_group(incident_id), {"type": "incident.fragment", "html": html})
+        send_to_group(incident_group(incident_id), _fragment(f"{template}#progress", {
+            "incident": incident, "checklists": checklists}))
         for checklist in checklists:
-            html = render_to_string(f"{template}#checklist", {"incident": incident, "checklist": checklist,
-                                                               "can_act": True})
-            send_to_group(incident_group(incident_id, checklist["role"]), {"type": "incident.fragment", "html": html})
+            send_to_group(incident_group(incident_id, checklist["role"]), _fragment(f"{template}#checklist", {
+                "incident": incident, "checklist": checklist, "can_act": True}))
     if "wall" in parts:  # tile badge (severity/status) changed
         try:
             from streams.wall import refresh_rooms
@@ -83,5 +139,5 @@ def push_incident_now(incident_id, parts):
             refresh_rooms([incident.room.slug])
     # The wall panel of the room: one render per role.
     for role in ROLES:
-        html = render_to_string("incidents/room_panel.html#panel", selectors.room_panel(incident.room, role))
-        send_to_group(room_panel_group(incident.room.slug, role), {"type": "incident.fragment", "html": html})
+        send_to_group(room_panel_group(incident.room.slug, role),
+                      _fragment("incidents/room_panel.html#panel", selectors.room_panel(incident.room, role)))

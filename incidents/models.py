@@ -7,6 +7,8 @@ from django.utils.translation import gettext_lazy as _
 
 from streams.models import LiveRoom
 
+from .messages import actor_label, pick, render
+
 
 class Severity(models.IntegerChoices):
     SEV1 = 1, "SEV1"
@@ -20,9 +22,20 @@ class IncidentType(models.Model):
     name = models.CharField(_("名称"), max_length=60)
     default_severity = models.PositiveSmallIntegerField(_("默认级别"), choices=Severity.choices, default=Severity.SEV3)
     description = models.CharField(_("说明"), max_length=300, blank=True)
+    # English texts (seeded types have them; managers may add or edit them); readers in English see these.
+    name_en = models.CharField(_("英文名称"), max_length=60, blank=True)
+    description_en = models.CharField(_("英文说明"), max_length=300, blank=True)
 
     def current_runbook(self):
         return self.runbooks.order_by("-version").first()
+
+    @property
+    def display_name(self):
+        return pick(self.name, self.name_en)
+
+    @property
+    def display_description(self):
+        return pick(self.description, self.description_en)
 
     class Meta:
         ordering = ["name"]
@@ -30,7 +43,7 @@ class IncidentType(models.Model):
         verbose_name_plural = _("事故类型")
 
     def __str__(self):
-        return self.name
+        return self.display_name
 
 
 class Incident(models.Model):
@@ -47,6 +60,9 @@ class Incident(models.Model):
     severity = models.PositiveSmallIntegerField(_("级别"), choices=Severity.choices, default=Severity.SEV3)
     status = models.CharField(_("状态"), max_length=12, choices=Status.choices, default=Status.DETECTED)
     title = models.CharField(_("标题"), max_length=200)
+    # A generated title as a message (incidents.messages), rendered in the reader's language; empty
+    # for a title a person typed. `title` keeps the Chinese rendering for search.
+    title_msg = models.JSONField(default=dict, blank=True)
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, verbose_name=_("负责人"), null=True, blank=True, on_delete=models.SET_NULL
     )
@@ -94,7 +110,11 @@ class Incident(models.Model):
         verbose_name_plural = _("事故")
 
     def __str__(self):
-        return f"#{self.pk} {self.title}"
+        return f"#{self.pk} {self.display_title}"
+
+    @property
+    def display_title(self):
+        return render(self.title_msg, fallback=self.title) if self.title_msg else self.title
 
     def get_absolute_url(self):
         from django.urls import reverse
@@ -205,6 +225,8 @@ class RunbookStep(models.Model):
     position = models.PositiveSmallIntegerField(_("顺序"))
     title = models.CharField(_("步骤"), max_length=200)
     instructions = models.TextField(_("说明"), blank=True)
+    title_en = models.CharField(_("英文步骤"), max_length=200, blank=True)
+    instructions_en = models.TextField(_("英文说明"), blank=True)
     action = models.CharField(_("一键动作"), max_length=24, choices=StepAction.choices, blank=True)
     # Announcement/cue text ("template:<name>" for a wall announcement template), or the line role
     # for keyframe/restart.
@@ -216,7 +238,15 @@ class RunbookStep(models.Model):
         verbose_name_plural = _("预案步骤")
 
     def __str__(self):
-        return f"{self.get_role_display()} {self.position}. {self.title}"
+        return f"{self.get_role_display()} {self.position}. {self.display_title}"
+
+    @property
+    def display_title(self):
+        return pick(self.title, self.title_en)
+
+    @property
+    def display_instructions(self):
+        return pick(self.instructions, self.instructions_en)
 
 
 class IncidentStep(models.Model):
@@ -228,6 +258,8 @@ class IncidentStep(models.Model):
     position = models.PositiveSmallIntegerField(_("顺序"))
     title = models.CharField(_("步骤"), max_length=200)
     instructions = models.TextField(_("说明"), blank=True)
+    title_en = models.CharField(_("英文步骤"), max_length=200, blank=True)
+    instructions_en = models.TextField(_("英文说明"), blank=True)
     action = models.CharField(_("一键动作"), max_length=24, choices=StepAction.choices, blank=True)
     action_param = models.CharField(max_length=300, blank=True)
     completed_at = models.DateTimeField(_("完成时间"), null=True, blank=True)
@@ -241,6 +273,14 @@ class IncidentStep(models.Model):
         indexes = [models.Index(fields=["incident", "role"]), models.Index(fields=["title", "role"])]
         verbose_name = _("处置清单项")
         verbose_name_plural = _("处置清单项")
+
+    @property
+    def display_title(self):
+        return pick(self.title, self.title_en)
+
+    @property
+    def display_instructions(self):
+        return pick(self.instructions, self.instructions_en)
 
     @property
     def duration_s(self):
@@ -287,8 +327,14 @@ class IncidentTimelineEntry(AppendOnlyModel):
         return super().save(*args, **kwargs)
 
     @property
+    def display_text(self):
+        """In the reader's language when the entry was written as a message; as stored otherwise."""
+        msg = (self.data or {}).get("msg")
+        return render(msg, fallback=self.text) if msg else self.text
+
+    @property
     def who(self):
-        return self.actor.get_username() if self.actor_id else (self.actor_label or "system")
+        return self.actor.get_username() if self.actor_id else actor_label(self.actor_label or "system")
 
 
 class IncidentReview(models.Model):

@@ -407,10 +407,9 @@ def edit_type(request, slug):
             services.update_incident_type(incident_type=itype, actor=request.user, **form.cleaned_data)
             new_steps = [f.cleaned_data for f in steps.forms
                          if f.cleaned_data and not f.cleaned_data.get("DELETE") and f.cleaned_data.get("title")]
-            old_steps = [{"role": s.role, "title": s.title, "instructions": s.instructions, "action": s.action,
-                          "action_param": s.action_param} for s in runbook.steps.all()] if runbook else []
-            normalised = [{k: (s.get(k) or "") for k in ("role", "title", "instructions", "action", "action_param")}
-                          for s in new_steps]
+            keys = ("role", "title", "title_en", "instructions", "action", "action_param")
+            old_steps = [{k: getattr(s, k) for k in keys} for s in runbook.steps.all()] if runbook else []
+            normalised = [{k: (s.get(k) or "") for k in keys} for s in new_steps]
             if normalised != old_steps:
                 try:
                     new_runbook = services.publish_runbook_version(
@@ -423,9 +422,11 @@ def edit_type(request, slug):
             return redirect("incidents:types")
     else:
         form = IncidentTypeForm(initial={"name": itype.name, "default_severity": itype.default_severity,
-                                         "description": itype.description})
-        initial = [{"role": s.role, "title": s.title, "instructions": s.instructions, "action": s.action,
-                    "action_param": s.action_param} for s in (runbook.steps.all() if runbook else [])]
+                                         "description": itype.description, "name_en": itype.name_en,
+                                         "description_en": itype.description_en})
+        initial = [{"role": s.role, "title": s.title, "title_en": s.title_en, "instructions": s.instructions,
+                    "action": s.action, "action_param": s.action_param}
+                   for s in (runbook.steps.all() if runbook else [])]
         steps = RunbookStepFormSet(initial=initial, prefix="steps")
     return render(request, "incidents/edit_type.html", {"itype": itype, "form": form, "steps": steps,
                                                         "runbook": runbook,

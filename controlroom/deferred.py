@@ -1,0 +1,52 @@
+"""Work a click causes but need not wait for (rendering live pushes, mirroring onto a timeline): run by one
+thread per process after the transaction commits, in the order queued, so the response goes out first.
+
+Each job runs with its own database connection; an exception is logged and never reaches the click.
+"""
+
+import logging
+import queue
+import threading
+
+from django.db import close_old_connections, transaction
+
+logger = logging.getLogger(__name__)
+
+_jobs = None
+_lock = threading.Lock()
+
+# The write-latency bench sets this to time the old way (everything inside the request) as its baseline.
+INLINE = False
+
+
+def _worker(jobs):
+    while True:
+        fn, args = jobs.get()
+        close_old_connections()
+        try:
+            fn(*args)
+        except Exception:  # noqa: BLE001 - a deferred job must never take the thread down
+            logger.exception("deferred job %s failed", getattr(fn, "__qualname__", fn))
+        finally:
+            close_old_connections()
+
+
+def submit(fn, *args):
+    """Run fn(*args) on the deferred thread now (not waiting for any transaction)."""
+    global _jobs
+    if INLINE:
+        try:
+            fn(*args)
+        except Exception:  # noqa: BLE001
+            logger.exception("deferred job %s failed", getattr(fn, "__qualname__", fn))
+        return
+    with _lock:
+        if _jobs is None:
+            _jobs = queue.SimpleQueue()
+            threading.Thread(target=_worker, args=(_jobs,), name="deferred", daemon=True).start()
+    _jobs.put((fn, args))
+
+
+def after_commit(fn, *args):
+    """Run fn(*args) on the deferred thread once the current transaction commits (never if it rolls back)."""
+    transaction.on_commit(lambda: submit(fn, *args))
