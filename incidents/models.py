@@ -140,6 +140,38 @@ class Incident(models.Model):
     def outage_end(self):
         return self.resolved_at or timezone.now()
 
+    @property
+    def live_session_started_at(self):
+        """When the show went on air (from the context captured at detection), as a datetime."""
+        from django.utils.dateparse import parse_datetime
+
+        value = (self.context or {}).get("live_session_started_at")
+        return parse_datetime(value) if isinstance(value, str) else None
+
+    @property
+    def context_lines(self):
+        """Line health at detection, as people read it: labels, rounded figures."""
+        from streams.models import IngestLine
+
+        roles = dict(LiveRoom.Source.choices) | {"program": _("节目输出")}
+        states = dict(IngestLine.State.choices)
+        rows = []
+        for role, h in ((self.context or {}).get("lines") or {}).items():
+            state = states.get(h.get("state")) or (_("已连接") if h.get("connected") else
+                                                    _("未连接") if "connected" in h else "")
+            flags = [str(label) for key, label in (("frozen", _("冻结")), ("black", _("黑屏")), ("silent", _("静音")))
+                     if h.get(key)]
+            rows.append({"label": roles.get(role, role), "state": " ".join([str(state)] + flags).strip(),
+                         "bitrate_kbps": _rounded(h.get("bitrate_kbps"), 0), "fps": _rounded(h.get("fps"), 0),
+                         "loss_pct": _rounded(h.get("loss_pct"), 1)})
+        return rows
+
+
+def _rounded(value, digits):
+    if value is None:
+        return None
+    return round(value) if digits == 0 else round(value, digits)
+
 
 # --- Issue 5: lifecycle, runbooks, timeline, reviews -------------------------------------------
 

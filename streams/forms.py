@@ -1,6 +1,7 @@
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from .action_labels import ACTION_LABELS
 from .models import AnnouncementTemplate, CannedReply, ControlAction, LiveRoom, PushDestination, validate_rtmp_url
 
 
@@ -17,10 +18,13 @@ class CannedReplyForm(forms.ModelForm):
 
 
 class AuditFilterForm(forms.Form):
-    room = forms.ModelChoiceField(LiveRoom.objects.all(), required=False, label=_("直播间"))
-    user = forms.CharField(required=False, label=_("操作人"))
-    action = forms.CharField(required=False, label=_("动作"))
-    outcome = forms.ChoiceField(choices=[("", "—")] + list(ControlAction.Outcome.choices), required=False,
+    room = forms.ModelChoiceField(LiveRoom.objects.all(), required=False, label=_("直播间"),
+                                  empty_label=_("全部直播间"))
+    user = forms.CharField(required=False, label=_("操作人"),
+                           widget=forms.TextInput(attrs={"placeholder": _("用户名")}))
+    action = forms.ChoiceField(required=False, label=_("动作"),
+                               choices=[("", _("全部动作"))] + sorted(ACTION_LABELS.items(), key=lambda kv: str(kv[1])))
+    outcome = forms.ChoiceField(choices=[("", _("全部结果"))] + list(ControlAction.Outcome.choices), required=False,
                                 label=_("结果"))
     since = forms.DateTimeField(required=False, label=_("开始时间"),
                                 widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))

@@ -211,6 +211,37 @@ class ControlAction(AppendOnlyModel):
         who = self.actor.get_username() if self.actor_id else self.actor_label
         return f"{self.created_at:%Y-%m-%d %H:%M:%S} {who} {self.action} {self.target}"
 
+    # --- as people read it (audit page, exports, room history) ---
+
+    @property
+    def action_label(self):
+        from .action_labels import action_label
+
+        return action_label(self.action)
+
+    @property
+    def who(self):
+        from .action_labels import actor_label
+
+        return self.actor.get_username() if self.actor_id else actor_label(self.actor_label or "system")
+
+    @property
+    def target_label(self):
+        """A line or source by its label; other targets (a campaign or incident number) as they are."""
+        labels = dict(LiveRoom.Source.choices) | {"program": _("节目输出")}
+        return labels.get(self.target, self.target)
+
+    @property
+    def reason_label(self):
+        """ "auto:<trigger> ..." as "自动:<trigger's label>", "manual: ..." without its prefix."""
+        reason = self.reason or ""
+        if reason.startswith("auto:"):
+            trigger = (reason[len("auto:"):].split() or [""])[0]
+            return _("自动:%(trigger)s") % {"trigger": FAILOVER_TRIGGER_LABELS.get(trigger, trigger)}
+        if reason.startswith("manual:"):
+            return reason[len("manual:"):].strip()
+        return reason
+
 
 # What made the media worker switch automatically (engine triggers), as operators read them.
 FAILOVER_TRIGGER_LABELS = {"input_loss": _("无输入"), "frozen": _("画面冻结"), "black": _("黑屏"), "silence": _("静音"),
