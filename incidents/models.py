@@ -297,7 +297,10 @@ class IncidentStep(models.Model):
     completed_at = models.DateTimeField(_("完成时间"), null=True, blank=True)
     completed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                      related_name="+")
-    # Time since the role's previous step (or detection), stored for fast "slowest steps" analytics.
+    # When the step became available: the incident's checklist was created (its runbook attached).
+    available_at = models.DateTimeField(_("可开始时间"), null=True, blank=True)
+    # Time from when the step could be done (it became available, and the role's earlier steps were
+    # done) to its completion; stored for fast "slowest steps" analytics.
     duration_ms = models.BigIntegerField(null=True, blank=True)
 
     class Meta:
@@ -313,6 +316,11 @@ class IncidentStep(models.Model):
     @property
     def display_instructions(self):
         return pick(self.instructions, self.instructions_en)
+
+    def started_at(self, completed_earlier):
+        """When this step could start: available, and the role's earlier steps (`completed_earlier`: their
+        completion times) done. Steps done out of order do not count for the ones before them."""
+        return max(filter(None, [self.available_at or self.incident.detected_at, *completed_earlier]))
 
     @property
     def duration_s(self):

@@ -100,7 +100,7 @@ def describe_action(row):
     else:
         text = label(N_("操作"))
     if row.reason and row.action in ("switch_source", "end_slate", "failover_hold"):
-        text = concat(text, "(", services.reason_param(row.reason), ")")
+        text = concat(text, message(N_("(%(reason)s)"), reason=services.reason_param(row.reason)))
     return concat(failed, text, " · ", who)
 
 

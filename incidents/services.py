@@ -131,7 +131,7 @@ def open_incident(*, room, incident_type, actor, severity=None, title="", title_
             IncidentStep.objects.bulk_create([
                 IncidentStep(incident=incident, runbook_step=s, role=s.role, position=s.position, title=s.title,
                              instructions=s.instructions, title_en=s.title_en, instructions_en=s.instructions_en,
-                             action=s.action, action_param=s.action_param)
+                             action=s.action, action_param=s.action_param, available_at=now)
                 for s in runbook.steps.all()
             ])
         add_timeline_entry(
@@ -460,9 +460,10 @@ def complete_step(*, step, actor, run_action=True):
                 events.push_incident_on_commit(incident.pk, parts=("checklist",))
                 return step, _("动作执行失败:%(err)s") % {"err": exc}
         now = timezone.now()
-        previous = (IncidentStep.objects.filter(incident=incident, role=step.role, completed_at__isnull=False)
+        previous = (IncidentStep.objects.filter(incident=incident, role=step.role, completed_at__isnull=False,
+                                                position__lt=step.position)
                     .aggregate(last=Max("completed_at"))["last"])
-        since = max(filter(None, [previous, incident.detected_at]))
+        since = step.started_at([previous])
         step.completed_at = now
         step.completed_by = _user(actor)
         step.duration_ms = max(0, int((now - since).total_seconds() * 1000))
