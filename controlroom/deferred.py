@@ -5,9 +5,11 @@ Each job runs with its own database connection; an exception is logged and never
 """
 
 import logging
+import os
 import queue
 import threading
 
+from asgiref.sync import SyncToAsync
 from django.db import close_old_connections, transaction
 
 logger = logging.getLogger(__name__)
@@ -21,7 +23,11 @@ INLINE = False
 
 def _worker(jobs):
     while True:
-        fn, args = jobs.get()
+        fn, args, main_loop = jobs.get()
+        # Sends from here reach the server's event loop as they would from the request's thread (the
+        # in-memory channel layer's queues belong to that loop).
+        SyncToAsync.threadlocal.main_event_loop = main_loop
+        SyncToAsync.threadlocal.main_event_loop_pid = os.getpid() if main_loop is not None else None
         close_old_connections()
         try:
             fn(*args)
@@ -44,7 +50,7 @@ def submit(fn, *args):
         if _jobs is None:
             _jobs = queue.SimpleQueue()
             threading.Thread(target=_worker, args=(_jobs,), name="deferred", daemon=True).start()
-    _jobs.put((fn, args))
+    _jobs.put((fn, args, getattr(SyncToAsync.threadlocal, "main_event_loop", None)))
 
 
 def after_commit(fn, *args):

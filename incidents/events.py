@@ -6,16 +6,15 @@ Each fragment is rendered ONCE after commit and the same string is sent to a gro
   incidents-room-<slug>-<role>  the wall panel of a room for that role
 The htmx ws extension swaps each top-level element by its id (out-of-band).
 
-Fragments are rendered in every language of the site (each socket forwards the one of its reader), by one
-pusher thread per process after the click's response has gone: a click's request only commits its write.
+Fragments are rendered in every language of the site (each socket forwards the one of its reader), on the
+process's deferred thread (controlroom.deferred) after commit: a click's request only waits for its write.
 """
 
 import logging
-import queue
 import threading
 
 from django.conf import settings
-from django.db import close_old_connections, transaction
+from django.db import transaction
 from django.template.loader import render_to_string
 from django.utils import translation
 
@@ -55,10 +54,7 @@ def _flush(incident_id):
         return  # an earlier callback of the same transaction already sent everything
     from controlroom import deferred
 
-    if deferred.INLINE:  # the write-latency bench's baseline: every render inside the request
-        _push_logged(incident_id, parts)
-    else:
-        _pusher().put((incident_id, frozenset(parts)))
+    deferred.submit(_push_logged, incident_id, frozenset(parts))
 
 
 def _push_logged(incident_id, parts):
@@ -66,40 +62,6 @@ def _push_logged(incident_id, parts):
         push_incident_now(incident_id, parts)
     except Exception:  # a push must never break the action that caused it
         logger.exception("incident push failed for %s", incident_id)
-
-
-_queue = None
-_queue_lock = threading.Lock()
-
-
-def _pusher():
-    """The process's pusher thread (started on first use): renders and sends queued pushes in order,
-    merging the pushes of one incident that queued up meanwhile into one render."""
-    global _queue
-    with _queue_lock:
-        if _queue is None:
-            _queue = queue.SimpleQueue()
-            threading.Thread(target=_push_forever, args=(_queue,), name="incident-pusher", daemon=True).start()
-    return _queue
-
-
-def _push_forever(jobs):
-    while True:
-        batch = {}
-        incident_id, parts = jobs.get()
-        batch[incident_id] = set(parts)
-        while True:
-            try:
-                incident_id, parts = jobs.get_nowait()
-            except queue.Empty:
-                break
-            batch.setdefault(incident_id, set()).update(parts)
-        close_old_connections()
-        try:
-            for incident_id, parts in batch.items():
-                _push_logged(incident_id, parts)
-        finally:
-            close_old_connections()
 
 
 def _fragment(template, context):
