@@ -8,13 +8,13 @@ from .models import AnnouncementTemplate, CannedReply, ControlAction, LiveRoom, 
 class AnnouncementTemplateForm(forms.ModelForm):
     class Meta:
         model = AnnouncementTemplate
-        fields = ["name", "kind", "text", "default_eta_minutes", "is_active"]
+        fields = ["name", "name_en", "kind", "text", "text_en", "default_eta_minutes", "is_active"]
 
 
 class CannedReplyForm(forms.ModelForm):
     class Meta:
         model = CannedReply
-        fields = ["title", "text", "position", "is_active"]
+        fields = ["title", "title_en", "text", "text_en", "position", "is_active"]
 
 
 class AuditFilterForm(forms.Form):
