@@ -4,13 +4,14 @@ thread per process after the transaction commits, in the order queued, so the re
 Each job runs with its own database connection; an exception is logged and never reaches the click.
 """
 
+import atexit
 import logging
 import os
 import queue
 import threading
 
 from asgiref.sync import SyncToAsync
-from django.db import close_old_connections, transaction
+from django.db import close_old_connections, connection, transaction
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +41,9 @@ def _worker(jobs):
 def submit(fn, *args):
     """Run fn(*args) on the deferred thread now (not waiting for any transaction)."""
     global _jobs
-    if INLINE:
+    # Inside an outer transaction (a test's, whose on-commit callbacks run before it ends) another thread's
+    # connection could not see this data yet: run here, as before.
+    if INLINE or connection.in_atomic_block:
         try:
             fn(*args)
         except Exception:  # noqa: BLE001
@@ -56,3 +59,15 @@ def submit(fn, *args):
 def after_commit(fn, *args):
     """Run fn(*args) on the deferred thread once the current transaction commits (never if it rolls back)."""
     transaction.on_commit(lambda: submit(fn, *args))
+
+
+def drain(timeout=5.0):
+    """Wait until every job queued so far has run (tests, and a process about to exit); False on timeout."""
+    if _jobs is None:
+        return True
+    done = threading.Event()
+    submit(done.set)  # one thread, in order: when this runs, everything queued before it has
+    return done.wait(timeout)
+
+
+atexit.register(drain, 2.0)  # a management command's last pushes and timeline entries are not lost

@@ -82,3 +82,16 @@ def test_step_duration_counts_from_when_the_step_became_available(room, tech_sup
     assert abs(second.duration_ms - expected) <= 1
     rows = StepDurationDaily.objects.filter(role="tech_support")
     assert sum(r.n for r in rows) == 2 and max(r.max_ms for r in rows) < 60_000
+
+
+def test_a_single_week_of_data_draws_a_trend_and_rates_are_rounded_for_people(client, room, operator, manager):
+    incident = services.open_incident(room=room, incident_type="weak-network", actor=operator)
+    services.transition(incident=incident, to="acknowledged", actor=operator)
+    client.force_login(manager)
+    html = client.get("/incidents/analytics/?days=7").content.decode()
+    trend = html[html.index('class="chart trend"'):]
+    trend = trend[:trend.index("</svg>")]
+    assert '<circle cx="320.0"' in trend  # the lone week, in the middle, as a visible point
+    from incidents.templatetags.figures import human_number
+
+    assert [human_number(v) for v in (6.2593, 0.012345, 123.4, 0, None)] == ["6.3", "0.012", "123", "0", "—"]
