@@ -95,3 +95,25 @@ def test_a_single_week_of_data_draws_a_trend_and_rates_are_rounded_for_people(cl
     from incidents.templatetags.figures import human_number
 
     assert [human_number(v) for v in (6.2593, 0.012345, 123.4, 0, None)] == ["6.3", "0.012", "123", "0", "—"]
+
+
+@pytest.mark.parametrize("language", ["zh-hans", "en"])
+def test_control_room_pages_show_no_codes_slugs_or_utc_stamps(client, room, operator, tech_support, manager, language):
+    from django.urls import reverse
+
+    incident = services.open_incident(room=room, incident_type="stream-interruption", actor=operator)
+    stream_services.record_action(actor=None, actor_label="auto", action="switch_source", room=room, target="backup",
+                                  reason="auto:input_loss", latency_ms=84.0, detail={"from": "primary", "to": "backup"})
+    services.complete_step(step=incident.steps.get(role="tech_support", position=1), actor=tech_support,
+                           run_action=False)
+    client.force_login(manager)
+    client.cookies["django_language"] = language
+    for url in (f"/incidents/{incident.pk}/", "/incidents/", "/incidents/types/", "/incidents/new",
+                f"/incidents/{incident.pk}/timeline.csv", reverse("audit"), reverse("audit_csv"),
+                f"/incidents/room/{room.slug}/panel"):
+        response = client.get(url)
+        assert response.status_code == 200, url
+        body = (b"".join(response.streaming_content) if response.streaming else response.content).decode("utf-8-sig")
+        for leak in ("input_loss", "auto:", ">switch_source<", ">auto<", ">system<", "+00:00", "T12:", "---------",
+                     f">{room.slug}<", ",test-room,"):
+            assert leak not in body, (url, leak)
