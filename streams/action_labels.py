@@ -59,3 +59,17 @@ def action_label(code):
 
 def actor_label(code):
     return ACTOR_LABELS.get(code, code)
+
+# Reasons that are codes (an incident's source, the status a transition moved to): by their label.
+REASON_LABELS = {
+    "manual": _("人工申报"),
+    "auto_failover": _("自动切换"),
+    "line_down": _("线路中断超时"),
+    "alert": _("告警转事故"),
+    "drill": _("演练"),
+    "acknowledged": _("已响应"),
+    "mitigated": _("已缓解"),
+    "resolved": _("已解决"),
+    "reviewed": _("已复盘"),
+    "cancelled": _("已取消"),
+}

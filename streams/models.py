@@ -229,6 +229,8 @@ class ControlAction(AppendOnlyModel):
     def target_label(self):
         """A line or source by its label; other targets (a campaign or incident number) as they are."""
         labels = dict(LiveRoom.Source.choices) | {"program": _("节目输出")}
+        if self.target.isdigit():  # an incident's or a campaign's number
+            return f"#{self.target}"
         return labels.get(self.target, self.target)
 
     @property
@@ -240,7 +242,9 @@ class ControlAction(AppendOnlyModel):
             return _("自动:%(trigger)s") % {"trigger": FAILOVER_TRIGGER_LABELS.get(trigger, trigger)}
         if reason.startswith("manual:"):
             return reason[len("manual:"):].strip()
-        return reason
+        from .action_labels import REASON_LABELS
+
+        return REASON_LABELS.get(reason, reason)
 
 
 # What made the media worker switch automatically (engine triggers), as operators read them.

@@ -71,3 +71,45 @@ def test_incident_page_in_english_and_a_step_button_that_answers_at_once(daphne_
             page.screenshot(path=str(ARTIFACTS / "words-incident-en.png"), full_page=True)
         finally:
             browser.close()
+
+
+def test_audit_filter_and_declare_form_are_styled_and_speak_labels(daphne_server, room, manager, operator):
+    from playwright.sync_api import expect, sync_playwright
+
+    stream_services.record_action(actor=None, actor_label="auto", action="switch_source", room=room, target="backup",
+                                  reason="auto:input_loss", latency_ms=84.0, detail={"from": "primary", "to": "backup"})
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport={"width": 1400, "height": 900}, locale="en-US")
+            page = context.new_page()
+            page.goto(daphne_server + "/login/?next=/audit/")
+            page.fill("input[name=username]", manager.username)
+            page.fill("input[name=password]", PASSWORD)
+            page.click("button[type=submit]")
+            page.wait_for_url("**/audit/")
+            page.select_option("select[name=language]", "en")
+            page.wait_for_load_state()
+            filters = page.locator("form.filters")
+            expect(filters.locator("select[name=room] option").first).to_have_text("All live rooms")
+            expect(filters.locator("select[name=action] option").first).to_have_text("All actions")
+            row = page.locator("#audit-table tr", has_text="Program source").first  # the action's label
+            expect(row).to_contain_text(room.name)
+            expect(row).to_contain_text("automatic: No input")
+            table = page.locator("#audit-table").inner_text()
+            assert not {"switch_source", "test-room", "auto:", "auto_failover"} & set(table.split()) and "auto:" not in table
+            page.screenshot(path=str(ARTIFACTS / "words-audit-en.png"), full_page=True)
+            # label above control, side by side: a styled filter row, not Django's bare markup
+            label_box = filters.locator("label.filter").first.bounding_box()
+            second_box = filters.locator("label.filter").nth(1).bounding_box()
+            assert abs(label_box["y"] - second_box["y"]) < 5 and second_box["x"] > label_box["x"]
+
+            page.goto(daphne_server + "/incidents/new")
+            form = page.locator("form.stacked-form")
+            expect(form.locator("select[name=room] option").first).to_have_text("Choose a room")
+            expect(form.locator("select[name=incident_type] option").first).to_have_text("Choose an incident type")
+            expect(form.locator("select[name=incident_type]")).to_contain_text("Stream interruption")
+            assert "---------" not in form.inner_text()
+            page.screenshot(path=str(ARTIFACTS / "words-declare-en.png"), full_page=True)
+        finally:
+            browser.close()
