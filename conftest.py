@@ -47,6 +47,15 @@ def fresh_signalling_limits():
 
 
 @pytest.fixture(autouse=True)
+def default_language_after_each_test():
+    """A test client request in English leaves English active in this thread; the next test expects the default."""
+    from django.utils import translation
+
+    yield
+    translation.deactivate()
+
+
+@pytest.fixture(autouse=True)
 def channel_layer_per_test(request):
     """Every test gets its own channel-layer instance, and its queued broadcasts are out before the next test.
 

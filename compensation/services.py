@@ -27,7 +27,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
-from controlroom import background
+from controlroom import background, deferred
 from controlroom.roles import MANAGER, OPS, require_role
 from streams.events import send_to_group
 from streams.models import ControlAction, Viewer
@@ -949,11 +949,14 @@ def push_progress(campaign_id, final=None):
 
 
 def _push_on_commit(campaign_id):
-    transaction.on_commit(lambda: push_progress(campaign_id))
+    deferred.after_commit(push_progress, campaign_id)  # the click's response does not wait for the render
+
+
+SUMMARY_MSGID = gettext_noop("补偿活动「%(title)s」(%(kind)s)%(status)s:发放 %(n)s/%(eligible)s 人,共 %(amount)s")
 
 
 def summary_text(campaign):
-    return _("补偿活动「%(title)s」(%(kind)s)%(status)s:发放 %(n)s/%(eligible)s 人,共 %(amount)s") % {
+    return _(SUMMARY_MSGID) % {
         "title": campaign.title, "kind": campaign.get_kind_display(), "status": campaign.get_status_display(),
         "n": campaign.issued_count, "eligible": campaign.eligible_count, "amount": yuan(campaign.issued_fen)}
 
@@ -966,15 +969,19 @@ def _timeline_on_commit(campaign):
     def add():
         from incidents.services import add_timeline_entry
 
+        from incidents.messages import label, message
+
         c = Campaign.objects.select_related("incident").get(pk=campaign_id)
-        with translation.override(settings.LANGUAGE_CODE):  # stored text: the site language, not the operator's
-            text = summary_text(c)
-        add_timeline_entry(incident=c.incident, kind="compensation", text=text,
+        # Shown in the reader's language; the stored text is the site language's.
+        text = message(SUMMARY_MSGID, title=c.title, kind=label(c.get_kind_display()),
+                       status=label(c.get_status_display()), n=c.issued_count, eligible=c.eligible_count,
+                       amount=yuan(c.issued_fen))
+        add_timeline_entry(incident=c.incident, kind="compensation", message=text,
                   data={"campaign": c.pk, "kind": c.kind, "status": c.status, "issued": c.issued_count,
                         "eligible": c.eligible_count, "issued_fen": c.issued_fen,
                         "url": f"/compensation/{c.pk}/"})
 
-    transaction.on_commit(add)
+    deferred.after_commit(add)
 
 
 def notice_key(campaign):

@@ -5,7 +5,9 @@ from django.utils.translation import gettext as _
 from controlroom.roles import ROLE_LABELS
 from streams.models import LiveRoom
 
+from .messages import pick
 from .models import IncidentType
+from .seed import english
 
 
 def weekday_labels():
@@ -29,7 +31,7 @@ def _minutes(seconds):
 
 
 def build(data):
-    types = {t.pk: t.name for t in IncidentType.objects.all()}
+    types = {t.pk: t.display_name for t in IncidentType.objects.all()}
     room_names = {r.pk: r.name for r in LiveRoom.objects.filter(pk__in=list(data["counts"]["room"]))}
     c = data["counts"]
     by_type = sorted(((types.get(k, k), v) for k, v in c["type"].items()), key=lambda x: -x[1])
@@ -73,23 +75,26 @@ def build(data):
         peak = max((float(r["mttr_mean"] or 0) / 60 for r in weekly), default=0) or 1
         n_peak = max(r["n"] for r in weekly) or 1
         step = (w - 2 * pad) / max(len(weekly) - 1, 1)
+        bar_w = max(2, round(min(step, (w - 2 * pad) / 4) * 0.6, 1))
         pts = []
         for i, r in enumerate(weekly):
-            x = pad + i * step
+            # one week: in the middle (a lone point at the left edge read as a broken chart)
+            x = pad + i * step if len(weekly) > 1 else w / 2
             pts.append({"x": round(x, 1), "week": r["week"].isoformat(), "n": r["n"],
                         "mtta": _minutes(r["mtta_mean"]), "mttm": _minutes(r["mttm_mean"]),
                         "mttr": _minutes(r["mttr_mean"]),
                         "y_mttr": round(h - pad - (h - 2 * pad) * (float(r["mttr_mean"] or 0) / 60) / peak, 1),
                         "y_mtta": round(h - pad - (h - 2 * pad) * (float(r["mtta_mean"] or 0) / 60) / peak, 1),
-                        "bar_h": round((h - 2 * pad) * r["n"] / n_peak, 1)})
+                        "bar_h": round((h - 2 * pad) * r["n"] / n_peak, 1), "bar_x": round(x - bar_w / 2, 1)})
         trend = {"points": pts, "width": w, "height": h, "pad": pad, "peak_min": round(peak, 1),
                  "mttr_path": " ".join(f"{p['x']},{p['y_mttr']}" for p in pts),
                  "mtta_path": " ".join(f"{p['x']},{p['y_mtta']}" for p in pts),
-                 "bar_w": max(2, round(step * 0.6, 1))}
+                 "bar_w": bar_w}
 
     rates = data["rates"]
     rate_bars = _bars([(_("夜班"), round(rates["night"]["rate"] or 0, 3)), (_("白班"), round(rates["day"]["rate"] or 0, 3))])
-    steps = [{"role": str(ROLE_LABELS.get(s["role"], s["role"])), "title": s["title"], "n": s["n"],
+    steps = [{"role": str(ROLE_LABELS.get(s["role"], s["role"])), "title": pick(s["title"], english(s["title"])),
+              "n": s["n"],
               "mean_s": round(float(s["mean_s"]), 1), "max_s": round(float(s["max_s"]), 1)}
              for s in data["slowest_steps"]]
     step_bars = _bars([(s["title"][:14], s["mean_s"]) for s in steps], width=520, label_w=200)

@@ -5,18 +5,26 @@ Each fragment is rendered ONCE after commit and the same string is sent to a gro
   incident-<id>-<role>     that role's checklist
   incidents-room-<slug>-<role>  the wall panel of a room for that role
 The htmx ws extension swaps each top-level element by its id (out-of-band).
+
+Fragments are rendered in every language of the site (each socket forwards the one of its reader), on the
+process's deferred thread (controlroom.deferred) after commit: a click's request only waits for its write.
 """
 
+import logging
 import threading
 
+from django.conf import settings
 from django.db import transaction
 from django.template.loader import render_to_string
+from django.utils import translation
 
 from streams.events import send_to_group
 
 ROLES = ("ops", "floor_control", "tech_support")
 
 _pending = threading.local()
+logger = logging.getLogger(__name__)
+
 
 
 def incident_group(incident_id, role=None):
@@ -44,12 +52,25 @@ def _flush(incident_id):
     parts = getattr(_pending, "parts", {}).pop(incident_id, None)
     if not parts:
         return  # an earlier callback of the same transaction already sent everything
+    from controlroom import deferred
+
+    deferred.submit(_push_logged, incident_id, frozenset(parts))
+
+
+def _push_logged(incident_id, parts):
     try:
         push_incident_now(incident_id, parts)
     except Exception:  # a push must never break the action that caused it
-        import logging
+        logger.exception("incident push failed for %s", incident_id)
 
-        logging.getLogger(__name__).exception("incident push failed for %s", incident_id)
+
+def _fragment(template, context):
+    """The fragment in every language of the site: {"html": default language, "by_lang": {code: html}}."""
+    by_lang = {}
+    for code, _name in settings.LANGUAGES:
+        with translation.override(code):
+            by_lang[code] = render_to_string(template, context)
+    return {"type": "incident.fragment", "html": by_lang[settings.LANGUAGE_CODE], "by_lang": by_lang}
 
 
 def push_incident_now(incident_id, parts):
@@ -60,20 +81,17 @@ def push_incident_now(incident_id, parts):
         return
     template = "incidents/detail.html"
     if "header" in parts:
-        html = render_to_string(f"{template}#header", {"incident": incident})
-        send_to_group(incident_group(incident_id), {"type": "incident.fragment", "html": html})
+        send_to_group(incident_group(incident_id), _fragment(f"{template}#header", {"incident": incident}))
     if "timeline" in parts:
-        html = render_to_string(f"{template}#timeline", {"incident": incident,
-                                                          "timeline": selectors.timeline(incident)})
-        send_to_group(incident_group(incident_id), {"type": "incident.fragment", "html": html})
+        send_to_group(incident_group(incident_id), _fragment(f"{template}#timeline", {
+            "incident": incident, "timeline": selectors.timeline(incident)}))
     if "checklist" in parts or "header" in parts:
         checklists = selectors.checklists(incident)
-        html = render_to_string(f"{template}#progress", {"incident": incident, "checklists": checklists})
-        send_to_group(incident_group(incident_id), {"type": "incident.fragment", "html": html})
+        send_to_group(incident_group(incident_id), _fragment(f"{template}#progress", {
+            "incident": incident, "checklists": checklists}))
         for checklist in checklists:
-            html = render_to_string(f"{template}#checklist", {"incident": incident, "checklist": checklist,
-                                                               "can_act": True})
-            send_to_group(incident_group(incident_id, checklist["role"]), {"type": "incident.fragment", "html": html})
+            send_to_group(incident_group(incident_id, checklist["role"]), _fragment(f"{template}#checklist", {
+                "incident": incident, "checklist": checklist, "can_act": True}))
     if "wall" in parts:  # tile badge (severity/status) changed
         try:
             from streams.wall import refresh_rooms
@@ -83,5 +101,5 @@ def push_incident_now(incident_id, parts):
             refresh_rooms([incident.room.slug])
     # The wall panel of the room: one render per role.
     for role in ROLES:
-        html = render_to_string("incidents/room_panel.html#panel", selectors.room_panel(incident.room, role))
-        send_to_group(room_panel_group(incident.room.slug, role), {"type": "incident.fragment", "html": html})
+        send_to_group(room_panel_group(incident.room.slug, role),
+                      _fragment("incidents/room_panel.html#panel", selectors.room_panel(incident.room, role)))

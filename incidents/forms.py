@@ -9,11 +9,14 @@ from .models import MILESTONES, Incident, IncidentType, Severity, StepAction, St
 
 
 class DeclareIncidentForm(forms.Form):
-    room = forms.ModelChoiceField(LiveRoom.objects.all(), label=_("直播间"), to_field_name="slug")
-    incident_type = forms.ModelChoiceField(IncidentType.objects.all(), label=_("类型"), to_field_name="slug")
+    room = forms.ModelChoiceField(LiveRoom.objects.all(), label=_("直播间"), to_field_name="slug",
+                                  empty_label=_("请选择直播间"))
+    incident_type = forms.ModelChoiceField(IncidentType.objects.all(), label=_("类型"), to_field_name="slug",
+                                           empty_label=_("请选择事故类型"))
     severity = forms.TypedChoiceField(label=_("级别"), choices=[("", _("按类型默认"))] + list(Severity.choices),
                                       coerce=int, required=False, empty_value=None)
-    title = forms.CharField(label=_("标题"), max_length=200, required=False)
+    title = forms.CharField(label=_("标题"), max_length=200, required=False,
+                            widget=forms.TextInput(attrs={"placeholder": _("留空则用「直播间 · 类型」")}))
     is_drill = forms.BooleanField(label=_("演练"), required=False)
 
 
@@ -30,12 +33,15 @@ class IncidentTypeForm(forms.Form):
     name = forms.CharField(label=_("名称"), max_length=60)
     default_severity = forms.TypedChoiceField(label=_("默认级别"), choices=Severity.choices, coerce=int)
     description = forms.CharField(label=_("说明"), max_length=300, required=False)
+    name_en = forms.CharField(label=_("英文名称"), max_length=60, required=False)
+    description_en = forms.CharField(label=_("英文说明"), max_length=300, required=False)
 
 
 class RunbookStepForm(forms.Form):
     role = forms.ChoiceField(label=_("角色"), choices=StepRole.choices)
     title = forms.CharField(label=_("步骤"), max_length=200, required=False)
     instructions = forms.CharField(label=_("说明"), required=False, widget=forms.TextInput)
+    title_en = forms.CharField(label=_("英文步骤"), max_length=200, required=False)
     action = forms.ChoiceField(label=_("一键动作"), choices=StepAction.choices, required=False)
     action_param = forms.CharField(
         label=_("动作参数"), max_length=300, required=False,
@@ -68,7 +74,7 @@ class ReviewForm(forms.Form):
 class ActionItemForm(forms.Form):
     text = forms.CharField(label=_("改进项"), max_length=300, required=False)
     owner = forms.ModelChoiceField(get_user_model().objects.filter(is_active=True).order_by("username"),
-                                   label=_("负责人"), required=False)
+                                   label=_("负责人"), required=False, empty_label=_("请选择负责人"))
     due_date = forms.DateField(label=_("截止日期"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
 
 

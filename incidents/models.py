@@ -7,6 +7,8 @@ from django.utils.translation import gettext_lazy as _
 
 from streams.models import LiveRoom
 
+from .messages import actor_label, pick, render
+
 
 class Severity(models.IntegerChoices):
     SEV1 = 1, "SEV1"
@@ -20,9 +22,20 @@ class IncidentType(models.Model):
     name = models.CharField(_("名称"), max_length=60)
     default_severity = models.PositiveSmallIntegerField(_("默认级别"), choices=Severity.choices, default=Severity.SEV3)
     description = models.CharField(_("说明"), max_length=300, blank=True)
+    # English texts (seeded types have them; managers may add or edit them); readers in English see these.
+    name_en = models.CharField(_("英文名称"), max_length=60, blank=True)
+    description_en = models.CharField(_("英文说明"), max_length=300, blank=True)
 
     def current_runbook(self):
         return self.runbooks.order_by("-version").first()
+
+    @property
+    def display_name(self):
+        return pick(self.name, self.name_en)
+
+    @property
+    def display_description(self):
+        return pick(self.description, self.description_en)
 
     class Meta:
         ordering = ["name"]
@@ -30,7 +43,7 @@ class IncidentType(models.Model):
         verbose_name_plural = _("事故类型")
 
     def __str__(self):
-        return self.name
+        return self.display_name
 
 
 class Incident(models.Model):
@@ -47,6 +60,9 @@ class Incident(models.Model):
     severity = models.PositiveSmallIntegerField(_("级别"), choices=Severity.choices, default=Severity.SEV3)
     status = models.CharField(_("状态"), max_length=12, choices=Status.choices, default=Status.DETECTED)
     title = models.CharField(_("标题"), max_length=200)
+    # A generated title as a message (incidents.messages), rendered in the reader's language; empty
+    # for a title a person typed. `title` keeps the Chinese rendering for search.
+    title_msg = models.JSONField(default=dict, blank=True)
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, verbose_name=_("负责人"), null=True, blank=True, on_delete=models.SET_NULL
     )
@@ -104,7 +120,11 @@ class Incident(models.Model):
         verbose_name_plural = _("事故")
 
     def __str__(self):
-        return f"#{self.pk} {self.title}"
+        return f"#{self.pk} {self.display_title}"
+
+    @property
+    def display_title(self):
+        return render(self.title_msg, fallback=self.title) if self.title_msg else self.title
 
     def get_absolute_url(self):
         from django.urls import reverse
@@ -139,6 +159,38 @@ class Incident(models.Model):
 
     def outage_end(self):
         return self.resolved_at or timezone.now()
+
+    @property
+    def live_session_started_at(self):
+        """When the show went on air (from the context captured at detection), as a datetime."""
+        from django.utils.dateparse import parse_datetime
+
+        value = (self.context or {}).get("live_session_started_at")
+        return parse_datetime(value) if isinstance(value, str) else None
+
+    @property
+    def context_lines(self):
+        """Line health at detection, as people read it: labels, rounded figures."""
+        from streams.models import IngestLine
+
+        roles = dict(LiveRoom.Source.choices) | {"program": _("节目输出")}
+        states = dict(IngestLine.State.choices)
+        rows = []
+        for role, h in ((self.context or {}).get("lines") or {}).items():
+            state = states.get(h.get("state")) or (_("已连接") if h.get("connected") else
+                                                    _("未连接") if "connected" in h else "")
+            flags = [str(label) for key, label in (("frozen", _("冻结")), ("black", _("黑屏")), ("silent", _("静音")))
+                     if h.get(key)]
+            rows.append({"label": roles.get(role, role), "state": " ".join([str(state)] + flags).strip(),
+                         "bitrate_kbps": _rounded(h.get("bitrate_kbps"), 0), "fps": _rounded(h.get("fps"), 0),
+                         "loss_pct": _rounded(h.get("loss_pct"), 1)})
+        return rows
+
+
+def _rounded(value, digits):
+    if value is None:
+        return None
+    return round(value) if digits == 0 else round(value, digits)
 
 
 # --- Issue 5: lifecycle, runbooks, timeline, reviews -------------------------------------------
@@ -225,6 +277,8 @@ class RunbookStep(models.Model):
     position = models.PositiveSmallIntegerField(_("顺序"))
     title = models.CharField(_("步骤"), max_length=200)
     instructions = models.TextField(_("说明"), blank=True)
+    title_en = models.CharField(_("英文步骤"), max_length=200, blank=True)
+    instructions_en = models.TextField(_("英文说明"), blank=True)
     action = models.CharField(_("一键动作"), max_length=24, choices=StepAction.choices, blank=True)
     # Announcement/cue text ("template:<name>" for a wall announcement template), or the line role
     # for keyframe/restart.
@@ -236,7 +290,15 @@ class RunbookStep(models.Model):
         verbose_name_plural = _("预案步骤")
 
     def __str__(self):
-        return f"{self.get_role_display()} {self.position}. {self.title}"
+        return f"{self.get_role_display()} {self.position}. {self.display_title}"
+
+    @property
+    def display_title(self):
+        return pick(self.title, self.title_en)
+
+    @property
+    def display_instructions(self):
+        return pick(self.instructions, self.instructions_en)
 
 
 class IncidentStep(models.Model):
@@ -248,12 +310,17 @@ class IncidentStep(models.Model):
     position = models.PositiveSmallIntegerField(_("顺序"))
     title = models.CharField(_("步骤"), max_length=200)
     instructions = models.TextField(_("说明"), blank=True)
+    title_en = models.CharField(_("英文步骤"), max_length=200, blank=True)
+    instructions_en = models.TextField(_("英文说明"), blank=True)
     action = models.CharField(_("一键动作"), max_length=24, choices=StepAction.choices, blank=True)
     action_param = models.CharField(max_length=300, blank=True)
     completed_at = models.DateTimeField(_("完成时间"), null=True, blank=True)
     completed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                      related_name="+")
-    # Time since the role's previous step (or detection), stored for fast "slowest steps" analytics.
+    # When the step became available: the incident's checklist was created (its runbook attached).
+    available_at = models.DateTimeField(_("可开始时间"), null=True, blank=True)
+    # Time from when the step could be done (it became available, and the role's earlier steps were
+    # done) to its completion; stored for fast "slowest steps" analytics.
     duration_ms = models.BigIntegerField(null=True, blank=True)
 
     class Meta:
@@ -261,6 +328,19 @@ class IncidentStep(models.Model):
         indexes = [models.Index(fields=["incident", "role"]), models.Index(fields=["title", "role"])]
         verbose_name = _("处置清单项")
         verbose_name_plural = _("处置清单项")
+
+    @property
+    def display_title(self):
+        return pick(self.title, self.title_en)
+
+    @property
+    def display_instructions(self):
+        return pick(self.instructions, self.instructions_en)
+
+    def started_at(self, completed_earlier):
+        """When this step could start: available, and the role's earlier steps (`completed_earlier`: their
+        completion times) done. Steps done out of order do not count for the ones before them."""
+        return max(filter(None, [self.available_at or self.incident.detected_at, *completed_earlier]))
 
     @property
     def duration_s(self):
@@ -314,8 +394,14 @@ class IncidentTimelineEntry(AppendOnlyModel):
         return super().save(*args, **kwargs)
 
     @property
+    def display_text(self):
+        """In the reader's language when the entry was written as a message; as stored otherwise."""
+        msg = (self.data or {}).get("msg")
+        return render(msg, fallback=self.text) if msg else self.text
+
+    @property
     def who(self):
-        return self.actor.get_username() if self.actor_id else (self.actor_label or "system")
+        return self.actor.get_username() if self.actor_id else actor_label(self.actor_label or "system")
 
     @property
     def is_noise(self):

@@ -8,17 +8,17 @@ import logging
 
 from django.db import transaction
 from django.dispatch import receiver
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop as N_
 
-from streams.models import Alert
+from streams.models import Alert, LiveRoom
 from streams.signals import alert_acknowledged, alert_raised, alert_repeated, control_action_recorded
 
 from . import services
+from .messages import ACTOR_LABELS, concat, label, message
 from .models import OPEN_STATUSES, Incident, TimelineKind
 
 logger = logging.getLogger(__name__)
 
-SOURCE_LABELS = {"primary": "主线路", "backup": "备用线路", "slate": "垫片"}
 
 # The failover trigger decides the type of an automatically opened incident.
 AUTO_TRIGGER_TYPE = {
@@ -55,34 +55,53 @@ ACTION_KIND = {
 }
 
 
+# Control actions without a sentence of their own: their label, and the line they touched.
+ACTION_LABELS = {
+    "request_keyframe": N_("请求关键帧"),
+    "restart_line": N_("重启推流线路"),
+    "publisher_connected": N_("推流端已连接"),
+    "publisher_replaced": N_("推流端被替换"),
+    "publisher_left": N_("推流端已断开"),
+    "set_room_status": N_("直播间状态变更"),
+    "post_chat_reply": N_("回复观众评论"),
+    "failover_hold": N_("自动切换已暂停(防抖)"),
+}
+
+
 def describe_action(row):
-    """A one-line human text for a control action on the timeline."""
-    who = row.actor.get_username() if row.actor_id else (row.actor_label or "system")
+    """A one-line message (incidents.messages) for a control action on the timeline."""
+    who = row.actor.get_username() if row.actor_id else label(ACTOR_LABELS.get(row.actor_label or "system",
+                                                                              row.actor_label))
     detail = row.detail or {}
-    failed = "" if row.outcome == "ok" else _("【%(outcome)s】") % {"outcome": row.get_outcome_display()}
+    failed = "" if row.outcome == "ok" else message(N_("【%(outcome)s】"), outcome=label(row.get_outcome_display()))
+    latency = (message(N_(",首帧 %(ms)s 毫秒"), ms=round(row.latency_ms)) if row.latency_ms is not None else "")
     if row.action == "switch_source":
-        src = SOURCE_LABELS.get(detail.get("from"), detail.get("from") or "?")
-        dst = SOURCE_LABELS.get(row.target, row.target)
-        text = _("切换节目源 %(src)s → %(dst)s") % {"src": src, "dst": dst}
-        if row.latency_ms is not None:
-            text += _(",首帧 %(ms)s 毫秒") % {"ms": round(row.latency_ms)}
+        text = concat(message(N_("切换节目源 %(src)s → %(dst)s"), src=services.line_label(detail.get("from")),
+                              dst=services.line_label(row.target)), latency)
     elif row.action == "end_slate":
-        text = _("结束垫片,回到 %(dst)s") % {"dst": SOURCE_LABELS.get(row.target, row.target or "直播画面")}
-        if row.latency_ms is not None:
-            text += _(",首帧 %(ms)s 毫秒") % {"ms": round(row.latency_ms)}
+        dst = services.line_label(row.target) if row.target else label(N_("直播画面"))
+        text = concat(message(N_("结束垫片,回到 %(dst)s"), dst=dst), latency)
     elif row.action == "pin_announcement":
-        text = _("置顶公告:%(text)s") % {"text": detail.get("text") or row.reason or row.target}
+        text = message(N_("置顶公告:%(text)s"), text=detail.get("text") or row.reason or row.target)
     elif row.action == "unpin_announcement":
-        text = _("取消置顶公告")
+        text = label(N_("取消置顶公告"))
     elif row.action == "send_host_cue":
-        text = _("主播提示:%(text)s") % {"text": detail.get("text") or row.reason or row.target}
+        text = message(N_("主播提示:%(text)s"), text=detail.get("text") or row.reason or row.target)
     elif row.action == "ack_host_cue":
-        text = _("主播已确认提示")
+        text = label(N_("主播已确认提示"))
+    elif row.action == "set_room_status":
+        statuses = dict(LiveRoom.Status.choices)
+        text = concat(label(ACTION_LABELS[row.action]), ":",
+                      label(statuses[row.target]) if row.target in statuses else row.target)
+    elif row.action in ACTION_LABELS:
+        text = label(ACTION_LABELS[row.action])
+        if row.target in dict(LiveRoom.Source.choices):
+            text = concat(text, ":", services.line_label(row.target))
     else:
-        text = f"{row.action} {row.target}".strip()
+        text = label(N_("操作"))
     if row.reason and row.action in ("switch_source", "end_slate", "failover_hold"):
-        text += f"({row.reason})"
-    return f"{failed}{text} · {who}"
+        text = concat(text, message(N_("(%(reason)s)"), reason=services.reason_param(row.reason)))
+    return concat(failed, text, " · ", who)
 
 
 @receiver(control_action_recorded, dispatch_uid="incidents.on_control_action")
@@ -98,7 +117,8 @@ def on_control_action(sender, action, **kwargs):
             services.open_incident(
                 room=row.room, incident_type=AUTO_TRIGGER_TYPE.get(trigger, "stream-interruption"), actor=None,
                 source="auto_failover",
-                title=_("%(room)s 自动切换(%(trigger)s)") % {"room": row.room.name, "trigger": trigger or "auto"},
+                title_msg=message(N_("%(room)s 自动切换(%(trigger)s)"), room=row.room.name,
+                                  trigger=services.reason_param(row.reason)),
             )
         # Mirror the action onto every open incident of the room (usually one).
         for incident in Incident.objects.filter(room_id=row.room_id, status__in=OPEN_STATUSES):
@@ -106,15 +126,15 @@ def on_control_action(sender, action, **kwargs):
                     "outcome": row.outcome, "latency_ms": row.latency_ms}
             if row.action == "switch_source":
                 data["from"] = (row.detail or {}).get("from")
-            services.add_timeline_entry(incident=incident, kind=kind, text=describe_action(row),
+            services.add_timeline_entry(incident=incident, kind=kind, message=describe_action(row),
                                         actor=row.actor, data=data, at=row.created_at,
                                         actor_label=row.actor_label)
 
 
-def alert_entry_text(alert):
-    text = _("告警[%(kind)s]%(msg)s") % {"kind": alert.get_kind_display(), "msg": alert.message}
+def alert_entry_message(alert):
+    text = message(N_("告警[%(kind)s]%(msg)s"), kind=label(alert.get_kind_display()), msg=services.alert_param(alert))
     if alert.count > 1:
-        text += _("(共 %(n)s 次)") % {"n": alert.count}
+        text = concat(text, message(N_("(共 %(n)s 次)"), n=alert.count))
     return text
 
 
@@ -125,7 +145,7 @@ def on_alert_raised(sender, alert, **kwargs):
         for incident in Incident.objects.filter(room_id=alert.room_id, status__in=OPEN_STATUSES, is_drill=False):
             services.add_timeline_entry(
                 incident=incident, kind=TimelineKind.ALERT, actor_label="mediaworker", at=alert.raised_at,
-                text=alert_entry_text(alert),
+                message=alert_entry_message(alert),
                 data={"alert_id": alert.pk, "kind": alert.kind, "line_role": alert.line_role,
                       "severity": alert.severity})
             attached = True
@@ -143,7 +163,7 @@ def on_alert_raised(sender, alert, **kwargs):
 @receiver(alert_repeated, dispatch_uid="incidents.on_alert_repeated")
 def on_alert_repeated(sender, alert, **kwargs):
     """A repeat of an open alert updates its timeline entry (text, count) instead of adding one."""
-    services.update_alert_entries(alert_id=alert.pk, room_id=alert.room_id, text=alert_entry_text(alert),
+    services.update_alert_entries(alert_id=alert.pk, room_id=alert.room_id, message=alert_entry_message(alert),
                                   count=alert.count, last_seen_at=alert.last_seen_at)
 
 
@@ -154,14 +174,15 @@ def on_alert_acknowledged(sender, alert, user, **kwargs):
     with transaction.atomic():
         incident = services.open_incident(
             room=alert.room, incident_type=ALERT_KIND_TYPE.get(alert.kind, "other"), actor=user, source="alert",
-            title=f"{alert.room.name} · {alert.message}"[:200],
+            title_msg=message("%(room)s · %(alert)s", room=alert.room.name, alert=services.alert_param(alert)),
         )
         if not any(e.data.get("alert_id") == alert.pk for e in incident.timeline.filter(kind=TimelineKind.ALERT)):
             services.add_timeline_entry(
                 incident=incident, kind=TimelineKind.ALERT, actor=user, at=alert.raised_at,
-                text=_("告警[%(kind)s]%(msg)s(确认为事故)") % {"kind": alert.get_kind_display(), "msg": alert.message},
+                message=message(N_("告警[%(kind)s]%(msg)s(确认为事故)"), kind=label(alert.get_kind_display()),
+                                msg=services.alert_param(alert)),
                 data={"alert_id": alert.pk, "kind": alert.kind, "line_role": alert.line_role})
         # Whoever turned the alert into an incident has acknowledged it.
         if incident.status == Incident.Status.DETECTED:
             services.transition(incident=incident, to=Incident.Status.ACKNOWLEDGED, actor=user,
-                                reason=_("告警转为事故"))
+                                reason=N_("告警转为事故"))

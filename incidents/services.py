@@ -8,6 +8,7 @@ from django.db import DatabaseError, transaction
 from django.db.models import Max
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop as N_
 
 from controlroom.middleware import has_control_characters
 from controlroom.roles import MANAGER, has_role, roles_of
@@ -15,6 +16,7 @@ from streams import services as stream_services
 from streams.models import HealthSample, IngestLine, LiveRoom, LiveSession, ViewerSession
 
 from . import events
+from .messages import bilingual, items, label, message, render_stored
 from .models import (
     MILESTONE_OF_STATUS,
     MILESTONES,
@@ -88,8 +90,12 @@ def capture_context(room):
 
 # --- Opening ----------------------------------------------------------------------------------
 
-def open_incident(*, room, incident_type, actor, severity=None, title="", is_drill=False, source="manual"):
+def open_incident(*, room, incident_type, actor, severity=None, title="", title_msg=None, is_drill=False,
+                  source="manual"):
     """Open an incident for the room, or return the open one of the same type (dedupe).
+
+    A generated title is passed as `title_msg` (a message, shown in the reader's language); a typed
+    one as `title`.
 
     A repeated detection attaches to the open incident as a timeline entry; the returned
     incident then has `.deduplicated = True`.
@@ -103,30 +109,36 @@ def open_incident(*, room, incident_type, actor, severity=None, title="", is_dri
                     .filter(room=room, incident_type=incident_type, is_drill=is_drill, status__in=OPEN_STATUSES)
                     .first())
         if existing is not None:
+            what = title_msg or title or bilingual(existing.incident_type.name, existing.incident_type.name_en)
             add_timeline_entry(incident=existing, kind=TimelineKind.DETECTION, actor=actor,
-                               text=_("再次检测到:%(what)s") % {"what": title or existing.incident_type.name},
+                               message=message(N_("再次检测到:%(what)s"), what=what),
                                data={"source": source, "repeat": True}, actor_label=_label(actor))
             existing.deduplicated = True
             return existing
         runbook = incident_type.current_runbook()
         now = timezone.now()
+        if not title and not title_msg:
+            title_msg = message("%(room)s · %(type)s", room=room.name,
+                                type=bilingual(incident_type.name, incident_type.name_en))
         incident = Incident.objects.create(
             room=room, incident_type=incident_type,
             severity=severity or incident_type.default_severity,
-            title=(title or f"{room.name} · {incident_type.name}")[:200],
+            title=(render_stored(title_msg) if title_msg else title)[:200], title_msg=title_msg or {},
             is_drill=is_drill, source=source, runbook=runbook, detected_at=now,
             context=capture_context(room), created_by=_user(actor),
         )
         if runbook is not None:
             IncidentStep.objects.bulk_create([
                 IncidentStep(incident=incident, runbook_step=s, role=s.role, position=s.position, title=s.title,
-                             instructions=s.instructions, action=s.action, action_param=s.action_param)
+                             instructions=s.instructions, title_en=s.title_en, instructions_en=s.instructions_en,
+                             action=s.action, action_param=s.action_param, available_at=now)
                 for s in runbook.steps.all()
             ])
         add_timeline_entry(
             incident=incident, kind=TimelineKind.DETECTION, actor=actor, at=now,
-            text=_("%(drill)s发现事故:%(title)s(来源:%(source)s)") % {
-                "drill": _("【演练】") if is_drill else "", "title": incident.title, "source": incident.source_label},
+            message=message(N_("%(drill)s发现事故:%(title)s(来源:%(source)s)"),
+                            drill=label(N_("【演练】")) if is_drill else "", title=title_msg or incident.title,
+                            source=label(incident.source_label)),
             data={"source": source, "viewers": incident.context.get("viewers"),
                   "program_source": room.program_source},
             actor_label=_label(actor),
@@ -144,11 +156,16 @@ def open_incident(*, room, incident_type, actor, severity=None, title="", is_dri
 
 # --- Timeline ---------------------------------------------------------------------------------
 
-def add_timeline_entry(*, incident, kind, text, actor=None, data=None, at=None, actor_label=""):
+def add_timeline_entry(*, incident, kind, text="", message=None, actor=None, data=None, at=None, actor_label=""):
     """Append a typed entry to the incident's timeline (and push it live after commit).
 
+    Text the system writes comes as `message` (incidents.messages): it is shown in the reader's language,
+    and its Chinese rendering is stored as `text` for search and exports. What a person typed is `text`.
     `actor_label` names a non-user actor ("auto", "mediaworker"); default "system".
     """
+    if message is not None:
+        text = render_stored(message)
+        data = {**(data or {}), "msg": message}
     with transaction.atomic():
         entry = IncidentTimelineEntry.objects.create(
             incident=incident, kind=kind, text=str(text)[:500], actor=_user(actor),
@@ -162,7 +179,7 @@ def add_timeline_entry(*, incident, kind, text, actor=None, data=None, at=None, 
     return entry
 
 
-def update_alert_entries(*, alert_id, room_id, text, count, last_seen_at):
+def update_alert_entries(*, alert_id, room_id, message, count, last_seen_at):
     """A repeated alert: its timeline entries (one per open incident of the room) say how often, in place.
 
     Entries are append-only for people; this is the one in-place change, and only of an alert's own entry.
@@ -171,8 +188,8 @@ def update_alert_entries(*, alert_id, room_id, text, count, last_seen_at):
         entries = list(IncidentTimelineEntry.objects.select_for_update()
                        .filter(incident__room_id=room_id, kind=TimelineKind.ALERT, data__alert_id=alert_id))
         for entry in entries:
-            data = {**entry.data, "count": count, "last_seen_at": last_seen_at.isoformat()}
-            IncidentTimelineEntry.objects.filter(pk=entry.pk).update(text=str(text)[:500], data=data)
+            data = {**entry.data, "count": count, "last_seen_at": last_seen_at.isoformat(), "msg": message}
+            IncidentTimelineEntry.objects.filter(pk=entry.pk).update(text=render_stored(message)[:500], data=data)
         for incident_id in {entry.incident_id for entry in entries}:
             events.push_incident_on_commit(incident_id, parts=("timeline",))
     return len(entries)
@@ -245,10 +262,11 @@ def transition(*, incident, to, actor, cause=None, handling=None, outcome=None, 
         if to == Incident.Status.ACKNOWLEDGED and incident.owner_id is None and _user(actor):
             incident.owner = actor
         incident.save()
+        statuses = {"from": label(labels[old]), "to": label(labels[to])}
         add_timeline_entry(
             incident=incident, kind=TimelineKind.MILESTONE, actor=actor, at=now,
-            text=_("状态:%(from)s → %(to)s") % {"from": labels[old], "to": labels[to]}
-                 + (f"({reason.strip()})" if reason and reason.strip() else ""),
+            message=(message(N_("状态:%(from)s → %(to)s(%(reason)s)"), reason=reason_param(reason), **statuses)
+                     if reason and str(reason).strip() else message(N_("状态:%(from)s → %(to)s"), **statuses)),
             data={"from": old, "to": to, "milestone": milestone},
         )
         _audit(actor, "incident_transition", incident, reason=reason or to, detail={"from": old, "to": to})
@@ -285,13 +303,13 @@ def update_case_record(*, incident, actor, cause, handling, outcome, reason=""):
         for field, (_old, value) in changes.items():
             setattr(incident, field, value)
         incident.save(update_fields=list(changes))
-        labels = "、".join(str(Incident._meta.get_field(f).verbose_name) for f in changes)
+        labels = items(*(label(Incident._meta.get_field(f).verbose_name) for f in changes))
         if correction:
-            text = _("更正案例记录(%(fields)s),原因:%(reason)s") % {"fields": labels, "reason": reason.strip()}
+            text = message(N_("更正案例记录(%(fields)s),原因:%(reason)s"), fields=labels, reason=reason.strip())
         else:
-            text = _("修改案例记录:%(fields)s") % {"fields": labels}
+            text = message(N_("修改案例记录:%(fields)s"), fields=labels)
         add_timeline_entry(incident=incident, kind=TimelineKind.CORRECTION if correction else TimelineKind.UPDATE,
-                           actor=actor, text=text, data={"case": changes, "reason": (reason or "").strip()})
+                           actor=actor, message=text, data={"case": changes, "reason": (reason or "").strip()})
         _audit(actor, "incident_correct_case" if correction else "incident_update_case", incident,
                reason=(reason or "").strip(), detail={"fields": list(changes)})
         events.push_incident_on_commit(incident.pk, parts=("header", "timeline"))
@@ -317,14 +335,14 @@ def set_severity_and_owner(*, incident, actor, severity=None, owner=None, reason
         incident.save(update_fields=["severity", "owner"])
         parts = []
         if "severity" in changes:
-            parts.append(_("级别 SEV%(a)s → SEV%(b)s") % {"a": changes["severity"][0], "b": changes["severity"][1]})
+            parts.append(message(N_("级别 SEV%(a)s → SEV%(b)s"), a=changes["severity"][0], b=changes["severity"][1]))
         if "owner" in changes:
-            parts.append(_("负责人 → %(who)s") % {"who": changes["owner"][1]})
-        text = ";".join(parts)
+            parts.append(message(N_("负责人 → %(who)s"), who=changes["owner"][1]))
+        text = items(*parts)
         if correction:
-            text = _("更正:%(what)s,原因:%(reason)s") % {"what": text, "reason": reason.strip()}
+            text = message(N_("更正:%(what)s,原因:%(reason)s"), what=text, reason=reason.strip())
         add_timeline_entry(incident=incident, kind=TimelineKind.CORRECTION if correction else TimelineKind.UPDATE,
-                           actor=actor, text=text, data={**changes, "reason": (reason or "").strip()})
+                           actor=actor, message=text, data={**changes, "reason": (reason or "").strip()})
         _audit(actor, "incident_update", incident, reason=(reason or "").strip(), detail=changes)
         events.push_incident_on_commit(incident.pk, parts=("header", "timeline"))
         if "severity" in changes and incident.is_open and incident.pages_people and incident.page_round == 0:
@@ -451,12 +469,12 @@ def correct_milestone(*, incident, milestone, value, reason, actor):
                 labels = {m: str(Incident._meta.get_field(m).verbose_name) for m in MILESTONES}
                 raise IncidentRuleError(_("修正后「%(a)s」晚于「%(b)s」,时间顺序不正确。") % {"a": labels[m1], "b": labels[m2]})
         incident.save(update_fields=[milestone])
-        label = Incident._meta.get_field(milestone).verbose_name
         add_timeline_entry(
             incident=incident, kind=TimelineKind.CORRECTION, actor=actor,
-            text=_("修正%(label)s:%(old)s → %(new)s,原因:%(reason)s") % {
-                "label": label, "old": timezone.localtime(old).strftime("%Y-%m-%d %H:%M:%S") if old else "—",
-                "new": timezone.localtime(value).strftime("%Y-%m-%d %H:%M:%S"), "reason": reason.strip()},
+            message=message(N_("修正%(label)s:%(old)s → %(new)s,原因:%(reason)s"),
+                            label=label(Incident._meta.get_field(milestone).verbose_name),
+                            old=timezone.localtime(old).strftime("%Y-%m-%d %H:%M:%S") if old else "—",
+                            new=timezone.localtime(value).strftime("%Y-%m-%d %H:%M:%S"), reason=reason.strip()),
             data={"milestone": milestone, "old": old.isoformat() if old else None, "new": value.isoformat(),
                   "reason": reason.strip()},
         )
@@ -533,14 +551,16 @@ def complete_step(*, step, actor, run_action=True):
             except Exception as exc:  # MediaCommandError, validation errors from the wall ...
                 logger.warning("runbook action %s failed for incident %s: %s", step.action, incident.pk, exc)
                 add_timeline_entry(incident=incident, kind=TimelineKind.STEP, actor=actor,
-                                   text=_("步骤动作失败:%(title)s — %(err)s") % {"title": step.title, "err": exc},
+                                   message=message(N_("步骤动作失败:%(title)s — %(err)s"),
+                                                   title=bilingual(step.title, step.title_en), err=str(exc)),
                                    data={"step": step.pk, "role": step.role, "action": step.action, "failed": True})
                 events.push_incident_on_commit(incident.pk, parts=("checklist",))
                 return step, _("动作执行失败:%(err)s") % {"err": exc}
         now = timezone.now()
-        previous = (IncidentStep.objects.filter(incident=incident, role=step.role, completed_at__isnull=False)
+        previous = (IncidentStep.objects.filter(incident=incident, role=step.role, completed_at__isnull=False,
+                                                position__lt=step.position)
                     .aggregate(last=Max("completed_at"))["last"])
-        since = max(filter(None, [previous, incident.detected_at]))
+        since = step.started_at([previous])
         step.completed_at = now
         step.completed_by = _user(actor)
         step.duration_ms = max(0, int((now - since).total_seconds() * 1000))
@@ -551,9 +571,9 @@ def complete_step(*, step, actor, run_action=True):
             data["action_result"] = {"type": result._meta.label, "pk": result.pk}
         add_timeline_entry(
             incident=incident, kind=TimelineKind.STEP, actor=actor, at=now,
-            text=_("完成步骤【%(role)s】%(pos)s. %(title)s(用时 %(sec)s 秒)") % {
-                "role": step.get_role_display(), "pos": step.position, "title": step.title,
-                "sec": round(step.duration_ms / 1000, 1)},
+            message=message(N_("完成步骤【%(role)s】%(pos)s. %(title)s(用时 %(sec)s 秒)"),
+                            role=label(step.get_role_display()), pos=step.position,
+                            title=bilingual(step.title, step.title_en), sec=round(step.duration_ms / 1000, 1)),
             data=data,
         )
         _audit(actor, "incident_complete_step", incident, reason=step.title, detail=data)
@@ -634,13 +654,14 @@ def save_review(*, incident, actor, root_cause, went_well, to_improve, action_it
             review.signed_off_at = timezone.now()
             review.signed_off_by = actor
             review.save(update_fields=["signed_off_at", "signed_off_by"])
-            transition(incident=incident, to=Incident.Status.REVIEWED, actor=actor, reason=_("复盘签核"))
+            transition(incident=incident, to=Incident.Status.REVIEWED, actor=actor, reason=N_("复盘签核"))
     return review
 
 
 # --- Types and runbooks (managers) ----------------------------------------------------------------
 
-def update_incident_type(*, incident_type, actor, name, default_severity, description=""):
+def update_incident_type(*, incident_type, actor, name, default_severity, description="", name_en="",
+                         description_en=""):
     from controlroom.roles import require_role
 
     require_role(actor, MANAGER, what="edit incident type")
@@ -649,6 +670,7 @@ def update_incident_type(*, incident_type, actor, name, default_severity, descri
         old = {"name": incident_type.name, "default_severity": incident_type.default_severity}
         incident_type.name, incident_type.default_severity = name.strip(), int(default_severity)
         incident_type.description = description.strip()
+        incident_type.name_en, incident_type.description_en = name_en.strip(), description_en.strip()
         incident_type.save()
         stream_services.record_action(actor=actor, action="incident_type_edit", target=incident_type.slug,
                                       detail={"old": old, "new": {"name": incident_type.name,
@@ -678,6 +700,7 @@ def publish_runbook_version(*, incident_type, actor, steps, summary=""):
             positions[s["role"]] = positions.get(s["role"], 0) + 1
             rows.append(RunbookStep(runbook=runbook, role=s["role"], position=positions[s["role"]],
                                     title=s["title"].strip()[:200], instructions=(s.get("instructions") or "").strip(),
+                                    title_en=(s.get("title_en") or "").strip()[:200],
                                     action=s.get("action") or "", action_param=(s.get("action_param") or "")[:300]))
         RunbookStep.objects.bulk_create(rows)
         stream_services.record_action(actor=actor, action="runbook_publish", target=incident_type.slug,
@@ -720,11 +743,44 @@ def check_lines_down(*, now=None, threshold_s=None):
         with transaction.atomic():
             incident = open_incident(room=alert.room, incident_type="stream-interruption", actor=None,
                                      source="line_down",
-                                     title=_("%(room)s %(line)s线路中断超过 %(s)s 秒") % {
-                                         "room": alert.room.name, "line": alert.line_role, "s": threshold_s})
+                                     title_msg=message(N_("%(room)s %(line)s中断超过 %(s)s 秒"), room=alert.room.name,
+                                                       line=line_label(alert.line_role), s=threshold_s))
             add_timeline_entry(incident=incident, kind=TimelineKind.DETECTION,
-                               text=_("线路中断超时:%(msg)s") % {"msg": alert.message},
+                               message=message(N_("线路中断超时:%(msg)s"),
+                                               msg=alert_param(alert)),
                                data={"alert_id": alert.pk, "line_role": alert.line_role}, at=now,
                                actor_label="auto")
         touched.append(incident)
     return touched
+
+
+# --- Parameters of timeline messages -------------------------------------------------------------
+
+# Reasons the system gives (passed untranslated, shown in the reader's language).
+SYSTEM_REASONS = {N_("复盘签核"), N_("告警转为事故")}
+
+
+def line_label(role):
+    """A line or programme source ("primary", "backup", "slate") by its label."""
+    labels = dict(LiveRoom.Source.choices)
+    return label(labels[role]) if role in labels else (role or "—")
+
+
+def alert_param(alert):
+    from .messages import alert as alert_message
+
+    return alert_message(alert.kind, alert.detail, alert.message)
+
+
+def reason_param(reason):
+    """A switch's reason for people: "auto:<trigger> ..." as the trigger's label, "manual: " dropped."""
+    from streams.models import FAILOVER_TRIGGER_LABELS
+
+    reason = str(reason or "").strip()
+    if reason.startswith("auto:"):
+        trigger = (reason[len("auto:"):].split() or [""])[0]
+        known = FAILOVER_TRIGGER_LABELS.get(trigger)
+        return message(N_("自动:%(trigger)s"), trigger=label(known) if known is not None else trigger)
+    if reason.startswith("manual:"):
+        return reason[len("manual:"):].strip()
+    return label(reason) if reason in SYSTEM_REASONS else reason

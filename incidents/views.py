@@ -107,7 +107,7 @@ def library_csv(request):
     header = ["id", _("标题"), _("直播间"), _("商家"), _("类型"), _("级别"), _("状态"), _("演练"),
               _("发现时间"), _("响应时间"), _("缓解时间"), _("解决时间"), _("复盘时间"),
               _("负责人"), _("原因"), _("处理过程"), _("结果")]
-    rows = ([i.pk, i.title, i.room.name, i.room.merchant, i.incident_type.name, f"SEV{i.severity}",
+    rows = ([i.pk, i.display_title, i.room.name, i.room.merchant, i.incident_type.display_name, f"SEV{i.severity}",
              i.get_status_display(), int(i.is_drill), _local(i.detected_at), _local(i.acknowledged_at),
              _local(i.mitigated_at), _local(i.resolved_at), _local(i.reviewed_at),
              i.owner.get_username() if i.owner_id else "", i.cause, i.handling, i.outcome]
@@ -147,9 +147,9 @@ def timeline_csv(request, pk):
     incident = get_object_or_404(Incident, pk=pk)
     import json
 
-    header = [_("时间"), _("类型"), _("内容"), _("操作人"), _("置顶"), _("数据")]
-    rows = [[_local(e.at), e.get_kind_display(), e.text, e.who, int(e.pinned),
-             json.dumps(e.data, ensure_ascii=False, sort_keys=True)]
+    # For people: the entries as the page shows them, in the reader's language (no internal data column).
+    header = [_("时间"), _("类型"), _("内容"), _("操作人"), _("置顶")]
+    rows = [[_local(e.at), e.get_kind_display(), e.display_text, e.who, _("是") if e.pinned else ""]
             for e in reversed(selectors.timeline(incident))]  # a record reads oldest first
     return csv_response(f"incident-{pk}-timeline.csv", header, rows, stream=False)
 
@@ -194,7 +194,7 @@ def declare(request):
 def new(request):
     require_role(request.user, *ON_DUTY, what="declare incident")
     form = DeclareIncidentForm(initial={"room": request.GET.get("room"), "is_drill": request.GET.get("drill") == "1"})
-    return render(request, "incidents/new.html", {"form": form, "demo_rooms": [slug for slug, *_ in DEMO_ROOMS]})
+    return render(request, "incidents/new.html", {"form": form, "demo_rooms": [name for _slug, name, *_rest in DEMO_ROOMS]})
 
 
 @require_POST
@@ -424,10 +424,9 @@ def edit_type(request, slug):
             services.update_incident_type(incident_type=itype, actor=request.user, **form.cleaned_data)
             new_steps = [f.cleaned_data for f in steps.forms
                          if f.cleaned_data and not f.cleaned_data.get("DELETE") and f.cleaned_data.get("title")]
-            old_steps = [{"role": s.role, "title": s.title, "instructions": s.instructions, "action": s.action,
-                          "action_param": s.action_param} for s in runbook.steps.all()] if runbook else []
-            normalised = [{k: (s.get(k) or "") for k in ("role", "title", "instructions", "action", "action_param")}
-                          for s in new_steps]
+            keys = ("role", "title", "title_en", "instructions", "action", "action_param")
+            old_steps = [{k: getattr(s, k) for k in keys} for s in runbook.steps.all()] if runbook else []
+            normalised = [{k: (s.get(k) or "") for k in keys} for s in new_steps]
             if normalised != old_steps:
                 try:
                     new_runbook = services.publish_runbook_version(
@@ -440,9 +439,11 @@ def edit_type(request, slug):
             return redirect("incidents:types")
     else:
         form = IncidentTypeForm(initial={"name": itype.name, "default_severity": itype.default_severity,
-                                         "description": itype.description})
-        initial = [{"role": s.role, "title": s.title, "instructions": s.instructions, "action": s.action,
-                    "action_param": s.action_param} for s in (runbook.steps.all() if runbook else [])]
+                                         "description": itype.description, "name_en": itype.name_en,
+                                         "description_en": itype.description_en})
+        initial = [{"role": s.role, "title": s.title, "title_en": s.title_en, "instructions": s.instructions,
+                    "action": s.action, "action_param": s.action_param}
+                   for s in (runbook.steps.all() if runbook else [])]
         steps = RunbookStepFormSet(initial=initial, prefix="steps")
     return render(request, "incidents/edit_type.html", {"itype": itype, "form": form, "steps": steps,
                                                         "runbook": runbook,

@@ -21,7 +21,7 @@ def tile_badges(rooms):
     for incident in (Incident.objects.filter(room__slug__in=slugs, status__in=OPEN_STATUSES)
                      .select_related("room", "incident_type").order_by("severity", "detected_at")):
         badges.setdefault(incident.room.slug, {
-            "label": f"SEV{incident.severity} {incident.incident_type.name}" + (f" {_('演练')}" if incident.is_drill else ""),
+            "label": f"SEV{incident.severity} {incident.incident_type.display_name}" + (f" {_('演练')}" if incident.is_drill else ""),
             "url": f"/incidents/{incident.pk}/", "severity": incident.severity,
         })
     return badges

@@ -1,29 +1,33 @@
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from .action_labels import ACTION_LABELS
 from .models import AnnouncementTemplate, CannedReply, ControlAction, LiveRoom, PushDestination, validate_rtmp_url
 
 
 class AnnouncementTemplateForm(forms.ModelForm):
     class Meta:
         model = AnnouncementTemplate
-        fields = ["name", "kind", "text", "default_eta_minutes", "is_active"]
+        fields = ["name", "name_en", "kind", "text", "text_en", "default_eta_minutes", "is_active"]
 
 
 class CannedReplyForm(forms.ModelForm):
     class Meta:
         model = CannedReply
-        fields = ["title", "text", "position", "is_active"]
+        fields = ["title", "title_en", "text", "text_en", "position", "is_active"]
 
 
 class AuditFilterForm(forms.Form):
     # Rows older than RETENTION_AUDIT_HOT_DAYS live in the archive table (streams/retention.py).
     period = forms.ChoiceField(choices=[("", _("近期记录")), ("archive", _("已归档记录"))], required=False,
                                label=_("范围"))
-    room = forms.ModelChoiceField(LiveRoom.objects.all(), required=False, label=_("直播间"))
-    user = forms.CharField(required=False, label=_("操作人"))
-    action = forms.CharField(required=False, label=_("动作"))
-    outcome = forms.ChoiceField(choices=[("", "—")] + list(ControlAction.Outcome.choices), required=False,
+    room = forms.ModelChoiceField(LiveRoom.objects.all(), required=False, label=_("直播间"),
+                                  empty_label=_("全部直播间"))
+    user = forms.CharField(required=False, label=_("操作人"),
+                           widget=forms.TextInput(attrs={"placeholder": _("用户名")}))
+    action = forms.ChoiceField(required=False, label=_("动作"),
+                               choices=[("", _("全部动作"))] + sorted(ACTION_LABELS.items(), key=lambda kv: str(kv[1])))
+    outcome = forms.ChoiceField(choices=[("", _("全部结果"))] + list(ControlAction.Outcome.choices), required=False,
                                 label=_("结果"))
     since = forms.DateTimeField(required=False, label=_("开始时间"),
                                 widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))

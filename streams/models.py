@@ -256,6 +256,41 @@ class ControlActionArchive(AuditRow):
         verbose_name = _("操作记录(归档)")
         verbose_name_plural = _("操作记录(归档)")
 
+    # --- as people read it (audit page, exports, room history) ---
+
+    @property
+    def action_label(self):
+        from .action_labels import action_label
+
+        return action_label(self.action)
+
+    @property
+    def who(self):
+        from .action_labels import actor_label
+
+        return self.actor.get_username() if self.actor_id else actor_label(self.actor_label or "system")
+
+    @property
+    def target_label(self):
+        """A line or source by its label; other targets (a campaign or incident number) as they are."""
+        labels = dict(LiveRoom.Source.choices) | {"program": _("节目输出")}
+        if self.target.isdigit():  # an incident's or a campaign's number
+            return f"#{self.target}"
+        return labels.get(self.target, self.target)
+
+    @property
+    def reason_label(self):
+        """ "auto:<trigger> ..." as "自动:<trigger's label>", "manual: ..." without its prefix."""
+        reason = self.reason or ""
+        if reason.startswith("auto:"):
+            trigger = (reason[len("auto:"):].split() or [""])[0]
+            return _("自动:%(trigger)s") % {"trigger": FAILOVER_TRIGGER_LABELS.get(trigger, trigger)}
+        if reason.startswith("manual:"):
+            return reason[len("manual:"):].strip()
+        from .action_labels import REASON_LABELS
+
+        return REASON_LABELS.get(reason, reason)
+
 
 # What made the media worker switch automatically (engine triggers), as operators read them.
 FAILOVER_TRIGGER_LABELS = {"input_loss": _("无输入"), "frozen": _("画面冻结"), "black": _("黑屏"), "silence": _("静音"),
@@ -546,6 +581,13 @@ class MediaWorkerLease(models.Model):
 # --- Control-room wall, viewer page, announcements, host cues (wall issue) ------------------
 
 
+def staff_text(zh, en):
+    """Seeded or staff-written text with an English version: English for a reader in English, when there is one."""
+    from django.utils import translation
+
+    return en if en and (translation.get_language() or "").startswith("en") else zh
+
+
 class AnnouncementTemplate(models.Model):
     """Reusable apology / follow-up text; `{eta}` is replaced by the minutes until recovery."""
 
@@ -557,6 +599,9 @@ class AnnouncementTemplate(models.Model):
     name = models.CharField(_("名称"), max_length=60)
     kind = models.CharField(_("类型"), max_length=10, choices=Kind.choices, default=Kind.APOLOGY)
     text = models.CharField(_("内容"), max_length=300, help_text=_("可用变量:{eta} 预计恢复分钟数"))
+    # For staff reading the control room in English; viewers always get `text`.
+    name_en = models.CharField(_("英文名称"), max_length=60, blank=True)
+    text_en = models.CharField(_("英文内容(仅供工作人员参考)"), max_length=300, blank=True)
     default_eta_minutes = models.PositiveSmallIntegerField(_("默认预计分钟"), default=5)
     is_active = models.BooleanField(_("启用"), default=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -572,6 +617,14 @@ class AnnouncementTemplate(models.Model):
     def render(self, eta_minutes=None):
         eta = eta_minutes if eta_minutes is not None else self.default_eta_minutes
         return self.text.replace("{eta}", str(eta))
+
+    @property
+    def display_name(self):
+        return staff_text(self.name, self.name_en)
+
+    @property
+    def display_text(self):
+        return staff_text(self.text, self.text_en)
 
 
 class Announcement(models.Model):
@@ -609,6 +662,17 @@ class CannedReply(models.Model):
     text = models.CharField(_("内容"), max_length=300)
     is_active = models.BooleanField(_("启用"), default=True)
     position = models.PositiveSmallIntegerField(_("排序"), default=0)
+    # For staff reading the control room in English; viewers always get `text`.
+    title_en = models.CharField(_("英文标题"), max_length=40, blank=True)
+    text_en = models.CharField(_("英文内容(仅供工作人员参考)"), max_length=300, blank=True)
+
+    @property
+    def display_title(self):
+        return staff_text(self.title, self.title_en)
+
+    @property
+    def display_text(self):
+        return staff_text(self.text, self.text_en)
 
     class Meta:
         ordering = ["position", "id"]

@@ -341,11 +341,12 @@ def audit(request):
 def audit_csv(request):
     require_role(request.user, MANAGER, what="export audit")
     rows = _audit_queryset(AuditFilterForm(request.GET or None))
-    header = ["time", "actor", "room", "action", "target", "outcome", "latency_ms", "reason"]
-    lines = ([timezone.localtime(row.created_at).isoformat(),
-              row.actor.get_username() if row.actor_id else row.actor_label,
-              row.room.slug if row.room_id else "", row.action, row.target, row.outcome,
-              "" if row.latency_ms is None else round(row.latency_ms, 1), row.reason]
+    header = [_("时间"), _("操作人"), _("直播间"), _("动作"), _("对象"), _("结果"), _("耗时(毫秒)"), _("原因")]
+    # For people (opened in a spreadsheet): Beijing time, labels, room names.
+    lines = ([timezone.localtime(row.created_at).strftime("%Y-%m-%d %H:%M:%S"), row.who,
+              row.room.name if row.room_id else "", str(row.action_label), str(row.target_label),
+              row.get_outcome_display(), "" if row.latency_ms is None else round(row.latency_ms, 1),
+              str(row.reason_label)]
              for row in rows.iterator(chunk_size=2000))
     return csv_response(f"control-actions-{timezone.localdate():%Y%m%d}.csv", header, lines)
 

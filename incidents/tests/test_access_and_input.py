@@ -96,7 +96,8 @@ def test_manager_pages_render(client, room, operator, manager):
         response = client.get(url)
         assert response.status_code == 200, url
     html = client.get("/incidents/new?drill=1&room=test-room").content.decode()
-    assert 'name="is_drill"' in html and "checked" in html and "beauty-01" in html
+    # demo rooms by name, never by slug
+    assert 'name="is_drill"' in html and "checked" in html and "美妆专场 · 小鹿" in html and "beauty-01" not in html
 
 
 def test_review_over_http_signs_off(client, room, operator, manager):

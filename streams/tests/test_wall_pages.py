@@ -40,8 +40,10 @@ def test_manager_filters_the_audit_log_and_exports_csv(client, room, manager, op
     response = client.get(reverse("audit_csv"), {"user": "olivia"})
     body = b"".join(response.streaming_content).decode("utf-8-sig")
     rows = list(csv.reader(io.StringIO(body)))
-    assert rows[0][:4] == ["time", "actor", "room", "action"]
-    assert [r[3] for r in rows[1:]] == ["switch_source"] and rows[1][6] == "42.5"
+    # For people: headers, actions and rooms by their labels, no codes or slugs.
+    assert rows[0][:4] == ["时间", "操作人", "直播间", "动作"]
+    assert [r[3] for r in rows[1:]] == ["切换节目源"] and rows[1][6] == "42.5"
+    assert rows[1][2] == room.name and rows[1][4] == "备用线路" and rows[1][7] == "wall"
 
 
 def test_only_managers_see_the_audit_log(client, room, operator):
