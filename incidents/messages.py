@@ -13,7 +13,8 @@ from django.utils.translation import gettext, gettext_noop
 
 
 # Who did it, when not a person: shown by label, never "auto" or "system".
-ACTOR_LABELS = {"auto": gettext_noop("自动"), "system": gettext_noop("系统"), "mediaworker": gettext_noop("媒体处理进程")}
+ACTOR_LABELS = {"auto": gettext_noop("自动"), "system": gettext_noop("系统"), "mediaworker": gettext_noop("媒体处理进程"),
+                "host": gettext_noop("主播")}
 
 
 def actor_label(value):

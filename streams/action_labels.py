@@ -50,7 +50,7 @@ ACTION_LABELS = {
     "import_audience": _("导入观众名单"),
 }
 
-ACTOR_LABELS = {"auto": _("自动"), "system": _("系统"), "mediaworker": _("媒体处理进程")}
+ACTOR_LABELS = {"auto": _("自动"), "system": _("系统"), "mediaworker": _("媒体处理进程"), "host": _("主播")}
 
 
 def action_label(code):

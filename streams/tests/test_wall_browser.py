@@ -171,7 +171,7 @@ async def test_host_cue_screen_receives_a_cue_and_the_tap_shows_on_the_tile(brow
     await floor.locator(".detail-grid .line[data-line=primary]").wait_for()
     await floor.locator(".detail-grid .line[data-line=backup]").wait_for()
     history = await floor.locator("table.data").inner_text()
-    assert "send_host_cue" in history and "ack_host_cue" in history
+    assert "发送主播提示" in history and "主播确认提示" in history  # actions by their labels, not codes
     await floor.screenshot(path=str(ARTIFACTS / "room-detail.png"), full_page=True)
 
 
