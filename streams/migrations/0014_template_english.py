@@ -27,7 +27,7 @@ def backfill(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('streams', '0008_push_destinations'),
+        ('streams', '0013_presence_window_index'),
     ]
 
     operations = [

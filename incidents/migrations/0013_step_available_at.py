@@ -40,7 +40,7 @@ def backfill(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('incidents', '0010_english_texts'),
+        ('incidents', '0012_english_texts'),
     ]
 
     operations = [

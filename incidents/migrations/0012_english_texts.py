@@ -12,7 +12,7 @@ def backfill(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('incidents', '0009_step_action_switch_source'),
+        ('incidents', '0011_paging_roster_and_robots'),
     ]
 
     operations = [
