@@ -215,6 +215,12 @@ def run(args, settings, connection, Q, timezone, Incident, IncidentType, partiti
     from streams.models import ChatMessage, HealthSample
 
     def _newest_qs(room, line):
+        """selectors.newest_sample's query: the last day first."""
+        at = timezone.now()
+        return HealthSample.objects.filter(room=room, line_role=line, at__gte=at - timedelta(days=1),
+                                           at__lte=at + timedelta(minutes=1)).order_by("-at")[:1]
+
+    def _newest_unbounded_qs(room, line):
         return HealthSample.objects.filter(room=room, line_role=line).order_by("-at")[:1]
 
     def graph(table=None):
@@ -238,6 +244,21 @@ def run(args, settings, connection, Q, timezone, Incident, IncidentType, partiti
                     .filter(Q(left_at__gte=s) | Q(left_at__isnull=True, last_seen_at__gte=s))
                     .values_list("viewer_id", flat=True).distinct())
 
+    latest_shows = {}
+    for room_id, s, e in shows:
+        if room_id not in latest_shows or s > latest_shows[room_id][0]:
+            latest_shows[room_id] = (s, e)
+
+    def presence_latest(former=False):
+        room_id = rng.choice(list(latest_shows))
+        s, _e = latest_shows[room_id]
+        s, e = s + timedelta(minutes=30), s + timedelta(minutes=90)
+        if former:
+            return list(ViewerSession.objects.filter(room_id=room_id, joined_at__lte=e)
+                        .filter(Q(left_at__gte=s) | Q(left_at__isnull=True, last_seen_at__gte=s))
+                        .values_list("viewer_id", flat=True).distinct())
+        return list(selectors.viewers_present(LiveRoom(pk=room_id), s, e))
+
     def chat_rate():
         room_id, s, _e = rng.choice(shows)
         return ChatMessage.objects.filter(room_id=room_id, created_at__gte=s + timedelta(minutes=60),
@@ -247,9 +268,13 @@ def run(args, settings, connection, Q, timezone, Incident, IncidentType, partiti
     for name, fn, base in (
         ("newest sample of a line", lambda: run_sql(*sql_of(_newest_qs(*pick()))),
          lambda: run_sql(*sql_of(_newest_qs(*pick())), "hs_plain")),
+        ("newest sample of a line, unbounded query", lambda: run_sql(*sql_of(_newest_unbounded_qs(*pick()))),
+         lambda: run_sql(*sql_of(_newest_unbounded_qs(*pick())), "hs_plain")),
         ("a line's last 15 minutes (graph)", graph, lambda: graph("hs_plain")),
         ("a room's samples since 15 minutes (wall)", wall, lambda: wall("hs_plain")),
-        ("presence in an incident window (1 h)", presence, presence_former),
+        ("presence in an incident window (1 h, any show)", presence, presence_former),
+        ("presence in an incident window (1 h, the room's latest show)", presence_latest,
+         lambda: presence_latest(former=True)),
         ("chat rate of a room (1 minute)", chat_rate, None),
     ):
         results[name] = (timed(fn, args.runs), timed(base, args.runs) if base else None)

@@ -12,8 +12,9 @@ from django.utils.translation import gettext_noop as N_
 
 from controlroom.middleware import has_control_characters
 from controlroom.roles import MANAGER, has_role, roles_of
+from streams import selectors as stream_selectors
 from streams import services as stream_services
-from streams.models import HealthSample, IngestLine, LiveRoom, LiveSession, ViewerSession
+from streams.models import IngestLine, LiveRoom, LiveSession, ViewerSession
 
 from . import events
 from .messages import bilingual, items, label, message, render_stored
@@ -66,7 +67,7 @@ def capture_context(room):
     for line in IngestLine.objects.filter(room=room):
         lines[line.role] = {"state": line.state}
     for role in ("primary", "backup", "program"):
-        sample = HealthSample.objects.filter(room=room, line_role=role).order_by("-at").first()
+        sample = stream_selectors.newest_sample(room, role, now)
         if sample is not None:
             lines.setdefault(role, {}).update({
                 "sampled_at": sample.at.isoformat(), "connected": sample.connected,

@@ -212,8 +212,8 @@ def maintain_partitions(now=None):
 
 
 def _drop_partitions(table, column, cutoff, held):
-    """Drop the partitions of `table` wholly older than `cutoff` that no hold overlaps; then delete the
-    default partition's rows older than `cutoff` in batches. Returns (dropped, kept_for_holds, rows_deleted)."""
+    """Drop the partitions of `table` wholly older than `cutoff` that no hold overlaps.
+    Returns (dropped, kept): kept for a hold, or left for the next run because the parent was busy."""
     dropped, kept = [], []
     with connection.cursor() as cursor:
         for name, lower, upper in partitions.partitions(cursor, table):

@@ -156,11 +156,22 @@ def line_samples_since(room, line_role, since, until=None):
             .order_by("at"))
 
 
-def newest_sample(room, line_role):
-    """The newest health sample of a line, or None."""
+def newest_sample(room, line_role, now=None):
+    """The newest health sample of a line, or None.
+
+    Looked for in the last day first: bounded in time, PostgreSQL reads one or two daily partitions; unbounded
+    it must probe every partition's index (a default partition rules out reading them in order), ≈ 20 ms at
+    40 partitions. Only a line silent for a day costs the unbounded look."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
     from .models import HealthSample
 
-    return HealthSample.objects.filter(room=room, line_role=line_role).order_by("-at").first()
+    now = now or timezone.now()
+    samples = HealthSample.objects.filter(room=room, line_role=line_role).order_by("-at")
+    return (samples.filter(at__gte=now - timedelta(days=1), at__lte=now + timedelta(minutes=1)).first()
+            or samples.first())
 
 
 def chat_count_since(room, since):
