@@ -229,33 +229,6 @@ class AuditRow(AppendOnlyModel):
     class Meta:
         abstract = True
 
-    def __str__(self):
-        who = self.actor.get_username() if self.actor_id else self.actor_label
-        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {who} {self.action} {self.target}"
-
-
-class ControlAction(AuditRow):
-    """Append-only audit of every action: by a person, the media worker, or a rule."""
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["room", "-created_at"])]
-        verbose_name = _("操作记录")
-        verbose_name_plural = _("操作记录")
-
-
-class ControlActionArchive(AuditRow):
-    """Audit rows older than RETENTION_AUDIT_HOT_DAYS, moved out of the hot table (same id), never deleted."""
-
-    id = models.BigIntegerField(primary_key=True)
-    archived_at = models.DateTimeField(default=timezone.now)
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["room", "-created_at"], name="streams_cta_room_created")]
-        verbose_name = _("操作记录(归档)")
-        verbose_name_plural = _("操作记录(归档)")
-
     # --- as people read it (audit page, exports, room history) ---
 
     @property
@@ -290,6 +263,33 @@ class ControlActionArchive(AuditRow):
         from .action_labels import REASON_LABELS
 
         return REASON_LABELS.get(reason, reason)
+
+    def __str__(self):
+        who = self.actor.get_username() if self.actor_id else self.actor_label
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {who} {self.action} {self.target}"
+
+
+class ControlAction(AuditRow):
+    """Append-only audit of every action: by a person, the media worker, or a rule."""
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["room", "-created_at"])]
+        verbose_name = _("操作记录")
+        verbose_name_plural = _("操作记录")
+
+
+class ControlActionArchive(AuditRow):
+    """Audit rows older than RETENTION_AUDIT_HOT_DAYS, moved out of the hot table (same id), never deleted."""
+
+    id = models.BigIntegerField(primary_key=True)
+    archived_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["room", "-created_at"], name="streams_cta_room_created")]
+        verbose_name = _("操作记录(归档)")
+        verbose_name_plural = _("操作记录(归档)")
 
 
 # What made the media worker switch automatically (engine triggers), as operators read them.
