@@ -61,7 +61,7 @@ async def test_real_failover_opens_case_and_one_click_slate_reaches_viewers(on_a
     # Normally straight to the backup; on a loaded machine the worker may hold the slate first.
     auto = [e for e in switches if e.actor_label == "auto"]
     assert auto and auto[0].data["target"] in ("backup", "slate"), [(e.actor_label, e.data) for e in switches]
-    assert auto[0].data["latency_ms"] is not None and "auto:input_loss" in auto[0].text
+    assert auto[0].data["latency_ms"] is not None and "自动:无输入" in auto[0].text
 
     slate_step = await sync_to_async(lambda: incident.steps.get(role="ops", action="switch_source:slate"))()
     started = time.monotonic()

@@ -119,6 +119,10 @@ async def test_the_room_page_keeps_its_socket_reconnects_and_hears_only_its_room
     await page.wait_for_function(
         "Array.from(document.querySelectorAll('.tile-acks .ack.ok')).some(a => a.textContent.includes('发送提词'))"
         " && !document.querySelector('.ack.pending')", timeout=10000)
+    for _ in range(50):  # earlier cues' acks also read 发送提词: wait for the retried one's audit row
+        if len(await sync_to_async(actions)("send_host_cue")) >= 4:
+            break
+        await asyncio.sleep(0.2)
     assert [reason for _, reason in await sync_to_async(actions)("send_host_cue")][-1] == "断线时的提词"
     assert len(await sync_to_async(actions)("send_host_cue")) == 4  # sent once, not replayed
 
